@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "migsnap",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "migsnap", targets: ["migsnap"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // C libraries, each behind a one-line shim; only the engine and compression modules import them.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "MigsnapCompression", dependencies: ["CZlib"]),
+        .target(name: "MigsnapCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "MigsnapSQLite", dependencies: ["MigsnapCore", "MigsnapCompression", "CSQLite"]),
+        .target(name: "MigsnapPostgres", dependencies: ["MigsnapCore", "CLibPQ"]),
+        .target(
+            name: "MigsnapCLI",
+            dependencies: [
+                "MigsnapCore", "MigsnapSQLite", "MigsnapPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "migsnap", dependencies: ["MigsnapCLI"]),
+
+        .testTarget(name: "MigsnapCoreTests", dependencies: ["MigsnapCore"]),
+        .testTarget(name: "MigsnapCompressionTests", dependencies: ["MigsnapCompression"]),
+        .testTarget(name: "MigsnapSQLiteTests", dependencies: ["MigsnapSQLite", "MigsnapCore"]),
+        .testTarget(name: "MigsnapPostgresTests", dependencies: ["MigsnapPostgres", "MigsnapCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["MigsnapCore"]),
+    ]
+)

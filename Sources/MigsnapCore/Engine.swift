@@ -1,0 +1,83 @@
+import Foundation
+
+/// Where Alembic keeps the current revision(s).
+public struct VersionTable: Sendable, Equatable {
+    public var name: String
+    public var schema: String?
+
+    public init(name: String = "alembic_version", schema: String? = nil) {
+        self.name = name
+        self.schema = schema
+    }
+}
+
+/// Receives progress of long work. Implementations decide whether and how to show it.
+public protocol ProgressReporter: AnyObject {
+    /// `total` is nil when unknown.
+    func update(phase: String, done: Int64, total: Int64?)
+    func finish()
+}
+
+/// Reports nothing; for tests, scripts and non-TTY runs.
+public final class SilentProgress: ProgressReporter {
+    public init() {}
+    public func update(phase: String, done: Int64, total: Int64?) {}
+    public func finish() {}
+}
+
+/// What an engine captured into a payload file.
+public struct SnapshotCapture: Sendable, Equatable {
+    /// Revisions read in the same consistent view as the data, sorted.
+    public var revisions: [String]
+    /// Size of the uncompressed image.
+    public var rawBytes: Int64
+
+    public init(revisions: [String], rawBytes: Int64) {
+        self.revisions = revisions
+        self.rawBytes = rawBytes
+    }
+}
+
+/// What a payload holds, found by reading it fully (decompression and a content check).
+public struct PayloadContent: Sendable, Equatable {
+    public var revisions: [String]
+    /// Per-table row counts, when the engine can tell them without a server (SQLite); else nil.
+    public var rowCounts: [String: Int64]?
+
+    public init(revisions: [String], rowCounts: [String: Int64]?) {
+        self.revisions = revisions
+        self.rowCounts = rowCounts
+    }
+}
+
+/// One database, as migsnap needs it. The core defines it; each engine module implements it.
+/// Every method throws `MigsnapError` only.
+public protocol DatabaseEngine: AnyObject {
+    var kind: EngineKind { get }
+    /// For manifests, logs and errors: never a password.
+    var redactedLocation: String { get }
+    /// The stored file's extension, e.g. `sqlite.gz` or `pgdump`.
+    var payloadExtension: String { get }
+
+    /// Whether the database exists (a SQLite file that is not there yet is a first deploy).
+    func databaseExists() throws -> Bool
+    /// The rows of the version table, sorted; empty when the table is missing or empty (base).
+    func currentRevisions(versionTable: VersionTable) throws -> [String]
+    /// Rows per table (schema-qualified names where the engine has schemas).
+    func rowCounts() throws -> [String: Int64]
+
+    /// Writes a consistent image of the live database to `payload` (a new file the store owns,
+    /// created 0600) and returns the revisions read in the same view as the data.
+    func snapshot(into payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> SnapshotCapture
+
+    /// Reads a payload fully and checks its content (SQLite: decompression and integrity_check;
+    /// PostgreSQL: pg_restore can read it). Throws `.verificationFailed` when it cannot.
+    /// Row counts come back where the engine can count without touching the live database.
+    func inspect(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> PayloadContent
+
+    /// Replaces the live database with the payload, atomically: afterwards the database is either
+    /// entirely as before or entirely the payload, also if the process is killed mid-way.
+    /// The payload's checksum was verified by the caller; the engine verifies content before
+    /// touching the live database and checks that the result holds `expectedRevisions`.
+    func restore(payload: URL, expectedRevisions: [String], versionTable: VersionTable, progress: ProgressReporter) throws
+}

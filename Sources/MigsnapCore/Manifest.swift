@@ -1,0 +1,142 @@
+import Foundation
+
+public enum EngineKind: String, Codable, Sendable, CaseIterable {
+    case sqlite
+    case postgresql
+}
+
+public enum SnapshotReason: String, Codable, Sendable, CaseIterable {
+    case manual
+    case preUpgrade = "pre-upgrade"
+    case preRestore = "pre-restore"
+    case preDowngrade = "pre-downgrade"
+}
+
+/// What the store knows of one snapshot. Written last, so a snapshot exists once this exists.
+/// The keys are part of the product contract (DESIGN.md, "JSON shapes"): rename nothing.
+public struct Manifest: Codable, Sendable, Equatable {
+    public static let currentFormatVersion = 1
+
+    public var id: String
+    public var createdAt: Date
+    public var engine: EngineKind
+    /// The revisions the database was at, sorted; empty at base.
+    public var revisions: [String]
+    public var reason: SnapshotReason
+    /// For `pre-upgrade`: the revision the step went to. Otherwise nil.
+    public var targetRevision: String?
+    /// Size of the uncompressed database image (SQLite file, or pg_dump's archive).
+    public var rawBytes: Int64
+    /// Size of the stored file.
+    public var storedBytes: Int64
+    /// SHA-256 of the stored file, lowercase hex.
+    public var sha256: String
+    public var pinned: Bool
+    public var tags: [String]
+    public var note: String?
+    /// Redacted: a SQLite file path, or host:port/dbname. Never a password.
+    public var database: String
+    /// The stored file's name inside the store.
+    public var file: String
+    public var formatVersion: Int
+
+    public init(
+        id: String, createdAt: Date, engine: EngineKind, revisions: [String], reason: SnapshotReason,
+        targetRevision: String? = nil, rawBytes: Int64, storedBytes: Int64, sha256: String,
+        pinned: Bool = false, tags: [String] = [], note: String? = nil, database: String, file: String,
+        formatVersion: Int = Manifest.currentFormatVersion
+    ) {
+        self.id = id
+        self.createdAt = createdAt
+        self.engine = engine
+        self.revisions = revisions
+        self.reason = reason
+        self.targetRevision = targetRevision
+        self.rawBytes = rawBytes
+        self.storedBytes = storedBytes
+        self.sha256 = sha256
+        self.pinned = pinned
+        self.tags = tags
+        self.note = note
+        self.database = database
+        self.file = file
+        self.formatVersion = formatVersion
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case createdAt = "created_at"
+        case engine
+        case revisions
+        case reason
+        case targetRevision = "target_revision"
+        case rawBytes = "raw_bytes"
+        case storedBytes = "stored_bytes"
+        case sha256
+        case pinned
+        case tags
+        case note
+        case database
+        case file
+        case formatVersion = "format_version"
+    }
+
+    /// Encodes optionals as explicit nulls: scripts read `target_revision: null`, not a missing key.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(engine, forKey: .engine)
+        try c.encode(revisions, forKey: .revisions)
+        try c.encode(reason, forKey: .reason)
+        try c.encode(targetRevision, forKey: .targetRevision)
+        try c.encode(rawBytes, forKey: .rawBytes)
+        try c.encode(storedBytes, forKey: .storedBytes)
+        try c.encode(sha256, forKey: .sha256)
+        try c.encode(pinned, forKey: .pinned)
+        try c.encode(tags, forKey: .tags)
+        try c.encode(note, forKey: .note)
+        try c.encode(database, forKey: .database)
+        try c.encode(file, forKey: .file)
+        try c.encode(formatVersion, forKey: .formatVersion)
+    }
+}
+
+/// JSON as the product prints and stores it: sorted keys, RFC 3339 UTC times with milliseconds.
+public enum JSON {
+    public static func encoder(pretty: Bool = true) -> JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        e.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(RFC3339.string(from: date))
+        }
+        return e
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .custom { decoder in
+            let c = try decoder.singleValueContainer()
+            let s = try c.decode(String.self)
+            guard let date = RFC3339.date(from: s) else {
+                throw DecodingError.dataCorruptedError(in: c, debugDescription: "not an RFC 3339 time: \(s)")
+            }
+            return date
+        }
+        return d
+    }
+}
+
+public enum RFC3339 {
+    public static func string(from date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt))
+    }
+
+    public static func date(from string: String) -> Date? {
+        if let d = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt).parse(string) {
+            return d
+        }
+        return try? Date.ISO8601FormatStyle(timeZone: .gmt).parse(string)
+    }
+}

@@ -1,0 +1,3 @@
+import MigsnapCLI
+
+Migsnap.main()
