@@ -169,6 +169,12 @@ struct RetentionPolicyTests {
         #expect(message.contains("not valid JSON"))
     }
 
+    @Test("malformed JSON says where")
+    func malformedJSONPosition() throws {
+        let error = try #require(throws: MigsnapError.self) { try parse(#"{"keep_last" 10}"#) }
+        #expect(error.message.contains("character 13"))
+    }
+
     @Test("a JSON document that is not an object is bad input", arguments: ["[1]", "10", #""keep_last""#])
     func notAnObject(json: String) throws {
         let error = try #require(throws: MigsnapError.self) { try parse(json) }
@@ -259,6 +265,17 @@ struct RetentionUnitsTests {
     func subtracted(text: String, from: String, expected: String) throws {
         let date = try #require(RFC3339.date(from: from))
         #expect(try RFC3339.string(from: RetentionDuration.parse(text).subtracted(from: date)) == RFC3339.string(from: #require(RFC3339.date(from: expected))))
+    }
+
+    @Test("sizes and durations are JSON strings, decoded strictly")
+    func textCodable() throws {
+        let size = ByteSize(bytes: 1_500_000_000)
+        let duration = RetentionDuration(value: 36, unit: .hours)
+        #expect(String(decoding: try JSONEncoder().encode([size]), as: UTF8.self) == #"["1.5GB"]"#)
+        #expect(String(decoding: try JSONEncoder().encode([duration]), as: UTF8.self) == #"["36h"]"#)
+        #expect(try JSONDecoder().decode([ByteSize].self, from: Data(#"["1.5GB"]"#.utf8)) == [size])
+        #expect(try JSONDecoder().decode([RetentionDuration].self, from: Data(#"["36h"]"#.utf8)) == [duration])
+        #expect(throws: MigsnapError.self) { try JSONDecoder().decode([RetentionDuration].self, from: Data(#"["36H"]"#.utf8)) }
     }
 
     @Test("a duration longer than any calendar reaches means everything")

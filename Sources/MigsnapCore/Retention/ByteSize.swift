@@ -1,5 +1,5 @@
 /// A size in bytes as a person writes it in retention.json: `20GiB`, `500MB`, `1.5GB`, `4096`.
-public struct ByteSize: Equatable, Hashable, Sendable, Codable, CustomStringConvertible {
+public struct ByteSize: Equatable, Hashable, Sendable, PolicyText {
     public let bytes: Int64
 
     public init(bytes: Int64) {
@@ -70,15 +70,5 @@ public struct ByteSize: Equatable, Hashable, Sendable, Codable, CustomStringConv
             return "\(value / 100)\(fractionText)\(unit.name)"
         }
         return "\(bytes)B"
-    }
-
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        self = try ByteSize.parse(text)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(description)
     }
 }

@@ -81,7 +81,7 @@ public struct RetentionPolicy: Equatable, Sendable, Codable {
         } catch DecodingError.typeMismatch {
             throw .invalidInput("invalid retention policy \(source): the file must hold one JSON object, like {\"keep_last\": 10}")
         } catch {
-            throw .invalidInput("invalid retention policy \(source): not valid JSON (\(jsonProblem(error)))",
+            throw .invalidInput("invalid retention policy \(source): not valid JSON (\(jsonProblem(data)))",
                                 hint: "Check the file's syntax: keys and strings in double quotes, commas between entries.")
         }
         do {
@@ -91,9 +91,14 @@ public struct RetentionPolicy: Equatable, Sendable, Codable {
         }
     }
 
-    private static func jsonProblem(_ error: Error) -> String {
-        guard case DecodingError.dataCorrupted(let context) = error else { return "\(error)" }
-        return context.underlyingError.map { "\($0)" } ?? context.debugDescription
+    /// JSONDecoder only says "not valid JSON"; JSONSerialization also says where.
+    private static func jsonProblem(_ data: Data) -> String {
+        do {
+            _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            return "it does not decode"
+        } catch {
+            return (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+        }
     }
 
     public init(from decoder: Decoder) throws {
