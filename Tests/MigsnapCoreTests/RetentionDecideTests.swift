@@ -268,6 +268,17 @@ struct RetentionDecideTests {
         checkRetentionInvariants(decisions, snapshots: Self.yearOfHistory, policy: capped, now: now, protected: [], label: "capped history", rng: &rng)
     }
 
+    @Test("a manifest gives the policy what it needs")
+    func candidateFromManifest() throws {
+        let manifest = Manifest(
+            id: "20261126T100000Z-ab12", createdAt: at("2026-11-26T10:00"), engine: .sqlite, revisions: ["b2", "a1"],
+            reason: .manual, rawBytes: 4096, storedBytes: 1234, sha256: "00", pinned: true, tags: ["release"],
+            database: "app.db", file: "20261126T100000Z-ab12.sqlite.gz")
+        #expect(RetentionCandidate(manifest) == RetentionCandidate(
+            id: "20261126T100000Z-ab12", createdAt: at("2026-11-26T10:00"), revisions: ["b2", "a1"], tags: ["release"],
+            pinned: true, storedBytes: 1234))
+    }
+
     /// Golden files are written by the test itself (MIGSNAP_RECORD_GOLDEN=1), never by hand.
     private func compareWithGolden(_ decisions: [RetentionDecision], name: String) throws {
         let actual = try String(decoding: JSON.encoder().encode(decisions), as: UTF8.self) + "\n"
@@ -319,6 +330,18 @@ struct RetentionPropertyTests {
             let decisions = Retention.decide(snapshots, policy: policy, now: now, protected: protected)
             checkRetentionInvariants(decisions, snapshots: snapshots, policy: policy, now: now, protected: protected, label: "round \(round)", rng: &rng)
         }
+    }
+
+    @Test("absurd sizes in manifests neither trap nor defeat the cap")
+    func absurdSizes() {
+        let snapshots = [Int64.max, -5, Int64.max, 10, 20].enumerated().map { n, bytes in
+            RetentionCandidate(id: "s\(n)", createdAt: at("2026-11-0\(n + 1)T10:00"), storedBytes: bytes)
+        }
+        var policy = RetentionPolicy.empty
+        policy.keepLast = 5
+        policy.maxTotalSize = ByteSize(bytes: 25)
+        let decisions = Retention.decide(snapshots, policy: policy, now: at("2026-12-01T00:00"))
+        #expect(decisions.map(\.action) == [.remove, .remove, .remove, .remove, .keep])
     }
 
     @Test("keep_last N keeps exactly the newest N when nothing else applies")
