@@ -50,7 +50,7 @@ public final class SQLiteEngine: DatabaseEngine {
         let copy = Self.siblingPath(of: payload.path, prefix: ".tmp-", suffix: ".copy")
         defer { Self.removeDatabaseFiles(copy) }
 
-        let revisions: [String] = try onLive {
+        let revisions: [String] = try onLive(writingTo: URL(fileURLWithPath: copy).deletingLastPathComponent().path) {
             let source = try Connection(path: path, mode: .readOnly)
             // A read transaction held across all backup steps pins one consistent view: without it
             // every step ends the read, and a write from another connection restarts the backup,
@@ -201,7 +201,8 @@ public final class SQLiteEngine: DatabaseEngine {
             case .corrupt:
                 throw MigsnapError.verificationFailed("the snapshot \(payload.lastPathComponent) is damaged: \(error.description)")
             case .io:
-                throw MigsnapError.failed("cannot decompress the snapshot \(payload.lastPathComponent): \(error.description)")
+                throw MigsnapError.failed(
+                    "cannot decompress the snapshot \(payload.lastPathComponent): \(error.description); the database was not touched")
             }
         }
         return try onImage(payload) {
@@ -264,7 +265,8 @@ public final class SQLiteEngine: DatabaseEngine {
     // MARK: - Errors
 
     /// Runs `body` against the live database and says what a SQLite failure means for it.
-    private func onLive<T>(_ body: () throws -> T) throws -> T {
+    /// `place` is where the writes go, if not into the database itself.
+    private func onLive<T>(writingTo place: String? = nil, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let failure as SQLiteFailure {
@@ -279,7 +281,7 @@ public final class SQLiteEngine: DatabaseEngine {
                     "the database at \(path) is locked by another connection; it was not changed",
                     hint: "Wait for the other connection to finish (or stop the application), then retry.")
             case SQLITE_FULL:
-                throw MigsnapError.failed("No space left on device while working on \(path); the database was not changed",
+                throw MigsnapError.failed("No space left on device while writing to \(place ?? path); the database was not changed",
                                           hint: "Free some disk space, then retry.")
             default:
                 throw MigsnapError.failed("SQLite failed on \(path): \(failure.message)")
