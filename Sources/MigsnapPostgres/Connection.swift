@@ -31,6 +31,8 @@ final class Connection {
             PQfinish(conn)
             throw Connection.classify(connectionError: message, target: target)
         }
+        // libpq prints NOTICEs (e.g. "does not exist, skipping") to stderr by default; they are not ours to show.
+        PQsetNoticeProcessor(conn, { _, _ in }, nil)
         self.conn = conn
     }
 

@@ -72,7 +72,10 @@ final class DatabaseSwap {
             }
             create += " LC_COLLATE \(literal(row.value(row: 0, column: 2) ?? "C")) LC_CTYPE \(literal(row.value(row: 0, column: 3) ?? "C"))"
             create += " CONNECTION LIMIT \(Int(row.value(row: 0, column: 6) ?? "-1") ?? -1)"
-            create += " TABLESPACE \(quoteIdentifier(row.value(row: 0, column: 7) ?? "pg_default"))"
+            // Naming even the default tablespace needs CREATE on it, which ordinary roles lack.
+            if let tablespace = row.value(row: 0, column: 7), tablespace != "pg_default" {
+                create += " TABLESPACE \(quoteIdentifier(tablespace))"
+            }
             comment = row.value(row: 0, column: 8)
         }
         _ = try run(create, [], "Could not create a scratch database (the role needs CREATEDB)")

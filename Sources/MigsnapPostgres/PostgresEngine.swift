@@ -102,6 +102,7 @@ public final class PostgresEngine: DatabaseEngine {
 
     // MARK: Snapshot
 
+    @discardableResult
     public func snapshot(into payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> SnapshotCapture {
         let connection = try Connection(target)
         let tools = try ClientTools.find(serverVersion: connection.serverVersionNumber)
@@ -214,6 +215,7 @@ public final class PostgresEngine: DatabaseEngine {
     /// database (the swap cannot rename a database that migsnap itself is connected to). The lock
     /// dies with the connection, so a killed run never leaves it behind. Waits up to `wait` seconds,
     /// then refuses, naming the holder.
+    @discardableResult
     public func withAdvisoryLock<T>(wait: TimeInterval = 5, _ body: () throws -> T) throws -> T {
         let connection = try Connection(maintenanceTarget)
         let keys = [String(Self.lockClass), String(Int32(truncatingIfNeeded: stableHash(databaseName)))]
