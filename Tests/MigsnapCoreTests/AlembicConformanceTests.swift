@@ -179,7 +179,7 @@ struct AlembicConformanceTests {
     }
 
     static func queries(for project: GeneratedProject) -> [Query] {
-        var rng = SplitMix64(state: project.seed ^ 0xA11E_B1C)
+        var rng = SplitMix64(seed: project.seed ^ 0xA11E_B1C)
         let ids = project.ids
         let labels = project.labels
         let someID = { ids.randomElement(using: &rng)! }

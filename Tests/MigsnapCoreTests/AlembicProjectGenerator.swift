@@ -1,18 +1,5 @@
 import Foundation
 
-/// A deterministic random generator, so a failing graph is reproduced from its seed alone.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A random Alembic project: linear runs, branches, merges, branch labels, depends_on, several id
 /// styles (hex, short ids sharing prefixes, date-time ids), several file styles, subdirectories and
 /// files Alembic ignores.
@@ -33,7 +20,7 @@ struct GeneratedProject {
 
     init(seed: UInt64) {
         self.seed = seed
-        var rng = SplitMix64(state: seed)
+        var rng = SplitMix64(seed: seed)
         let count = Int.random(in: 1...16, using: &rng)
         let idStyle = Int.random(in: 0..<4, using: &rng)
         recursive = Bool.random(using: &rng)
