@@ -43,3 +43,12 @@ extension Context {
         return try Prune.apply(try Prune.plan(store: store, policy: policy, protected: protecting), store: store)
     }
 }
+
+extension Context {
+    /// Besides the store lock: PostgreSQL's session advisory lock, so that two runs with
+    /// different stores (two machines deploying at once) cannot both change one database.
+    func withDatabaseLock<T>(_ engine: DatabaseEngine, _ body: () throws -> T) throws -> T {
+        guard let postgres = engine as? PostgresEngine else { return try body() }
+        return try postgres.withAdvisoryLock(wait: 10, body)
+    }
+}

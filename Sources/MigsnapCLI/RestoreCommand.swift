@@ -46,7 +46,7 @@ extension Migsnap {
                     safetySnapshot: !noSafetySnapshot && to == nil, undone: context.undoneMigrations)
                 let plan = try operation.plan(progress: context.progress())
                 try Render.execute(plan: plan, manifest: manifest, confirm: confirm, json: output.json) {
-                    let safety = try operation.apply(plan, progress: context.progress())
+                    let safety = try context.withDatabaseLock(engine) { try operation.apply(plan, progress: context.progress()) }
                     if to == nil {
                         try GuardBook(store: context.store).record(undone: plan.undone, graph: context.graphIfAvailable(),
                                                                    by: "restore \(manifest.id)")

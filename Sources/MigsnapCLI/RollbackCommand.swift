@@ -53,7 +53,9 @@ extension Migsnap {
                 var manifest: Manifest?
                 if case .restore(_, let m) = route { manifest = m }
                 try Render.execute(plan: plan, manifest: manifest, confirm: confirm, json: output.json) {
-                    try operation.apply(plan, route: route, target: target, progress: context.progress())
+                    try context.withDatabaseLock(engine) {
+                        try operation.apply(plan, route: route, target: target, progress: context.progress())
+                    }
                 }
                 withExtendedLifetime(lock) {}
             }

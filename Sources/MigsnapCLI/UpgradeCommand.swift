@@ -57,7 +57,9 @@ extension Migsnap {
                     return
                 }
                 try context.prepareFirstDeploy(url)
-                let taken = try operation.run(plan, options: options, progress: context.progress())
+                let taken = try context.withDatabaseLock(engine) {
+                    try operation.run(plan, options: options, progress: context.progress())
+                }
                 let pruned = try context.pruneAfterUpgrade(policy: policy, protecting: Set(taken.map(\.id)))
                 withExtendedLifetime(lock) {}
                 let now = try engine.currentRevisions(versionTable: context.config.versionTable)
