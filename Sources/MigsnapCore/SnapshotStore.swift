@@ -66,7 +66,8 @@ public final class SnapshotStore {
             throw MigsnapError.failed("Cannot read the snapshot store \(directory): \(error.localizedDescription)")
         }
         var result: [Manifest] = []
-        for name in names where name.hasSuffix(Self.manifestSuffix) && !name.hasPrefix(".") {
+        for name in names where name.hasSuffix(Self.manifestSuffix)
+            && SnapshotID.isWellFormed(String(name.dropLast(Self.manifestSuffix.count))) {
             result.append(try readManifest(path(name)))
         }
         return result.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }

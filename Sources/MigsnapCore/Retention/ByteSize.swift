@@ -1,5 +1,5 @@
 /// A size in bytes as a person writes it in retention.json: `20GiB`, `500MB`, `1.5GB`, `4096`.
-public struct ByteSize: Equatable, Hashable, Sendable, Codable, CustomStringConvertible {
+public struct ByteSize: Equatable, Hashable, Sendable, PolicyText {
     public let bytes: Int64
 
     public init(bytes: Int64) {
@@ -16,8 +16,8 @@ public struct ByteSize: Equatable, Hashable, Sendable, Codable, CustomStringConv
 
     static let accepted = "a number of bytes or a number with a unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. \"20GiB\" or \"1.5GB\""
 
-    /// Parses `<digits>[.<digits>]<unit>` or bare `<digits>` (bytes). A fraction of a byte is
-    /// dropped: `0.1KiB` is 102 bytes.
+    /// Parses `<digits>[.<digits>]<unit>` or bare `<digits>` (bytes). What a fraction leaves
+    /// below one byte is dropped: `0.1KiB` is 102 bytes.
     public static func parse(_ text: String) throws(MigsnapError) -> ByteSize {
         func malformed(_ problem: String = "is not a size") -> MigsnapError {
             .invalidInput("\"\(text)\" \(problem); expected \(accepted)")
@@ -31,7 +31,6 @@ public struct ByteSize: Equatable, Hashable, Sendable, Codable, CustomStringConv
 
         let multiplier: Int64
         if unitName.isEmpty {
-            guard fraction == nil else { throw malformed("has a fraction but no unit") }
             multiplier = 1
         } else {
             guard let unit = units.first(where: { $0.name == unitName }) else {
@@ -39,6 +38,7 @@ public struct ByteSize: Equatable, Hashable, Sendable, Codable, CustomStringConv
             }
             multiplier = unit.multiplier
         }
+        guard multiplier > 1 || fraction == nil else { throw malformed("has a fraction of a byte") }
         guard let wholeValue = Int64(whole) else { throw malformed("is too large") }
         let (wholeBytes, overflow) = wholeValue.multipliedReportingOverflow(by: multiplier)
         guard !overflow else { throw malformed("is too large") }
@@ -70,15 +70,5 @@ public struct ByteSize: Equatable, Hashable, Sendable, Codable, CustomStringConv
             return "\(value / 100)\(fractionText)\(unit.name)"
         }
         return "\(bytes)B"
-    }
-
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        self = try ByteSize.parse(text)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(description)
     }
 }

@@ -59,11 +59,7 @@ public enum Retention {
         let oldestFirst = snapshots.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
         let newestFirstPresent = oldestFirst.indices.reversed().filter { oldestFirst[$0].createdAt <= now }
         let newest = newestFirstPresent.first
-        let alwaysKept: (Int) -> Bool = { i in
-            oldestFirst[i].pinned || i == newest || oldestFirst[i].createdAt > now || protected.contains(oldestFirst[i].id)
-        }
-
-        var reasons = oldestFirst.indices.map { i -> [String] in
+        let alwaysKept = oldestFirst.indices.map { i -> [String] in
             let s = oldestFirst[i]
             return [
                 s.pinned ? "pinned" : nil,
@@ -72,6 +68,8 @@ public enum Retention {
                 protected.contains(s.id) ? "just taken" : nil,
             ].compactMap { $0 }
         }
+
+        var reasons = alwaysKept
         for rule in rules(policy, newestFirst: newestFirstPresent.map { oldestFirst[$0] }) {
             for (position, reason) in rule {
                 reasons[newestFirstPresent[position]].append(reason)
@@ -84,20 +82,30 @@ public enum Retention {
 
         var kept = reasons.map { !$0.isEmpty }
         if let cap = policy.maxTotalSize {
-            var total = oldestFirst.indices.filter { kept[$0] }.reduce(Int64(0)) { sum, i in
-                let (next, overflow) = sum.addingReportingOverflow(oldestFirst[i].storedBytes)
+            // Removing the oldest until the rest fits keeps the longest run of newest snapshots
+            // that fits beside the always-kept ones; counted newest first with saturating sums, an
+            // absurd size in a manifest can neither trap nor make the rest look small.
+            let size = { (i: Int) in max(0, oldestFirst[i].storedBytes) }
+            func adding(_ sum: Int64, _ i: Int) -> Int64 {
+                let (next, overflow) = sum.addingReportingOverflow(size(i))
                 return overflow ? .max : next
             }
-            for i in oldestFirst.indices where total > cap.bytes && kept[i] && !alwaysKept(i) {
-                kept[i] = false
-                reasons[i] = ["over max_total_size \(cap)"]
-                total -= oldestFirst[i].storedBytes
+            var used = oldestFirst.indices.filter { kept[$0] && !alwaysKept[$0].isEmpty }.reduce(0, adding)
+            var fits = used <= cap.bytes
+            for i in oldestFirst.indices.reversed() where kept[i] && alwaysKept[i].isEmpty {
+                fits = fits && adding(used, i) <= cap.bytes
+                if fits {
+                    used = adding(used, i)
+                } else {
+                    kept[i] = false
+                    reasons[i] = ["over max_total_size \(cap)"]
+                }
             }
         }
 
         return oldestFirst.indices.map { i in
             RetentionDecision(id: oldestFirst[i].id, action: kept[i] ? .keep : .remove,
-                              reasons: kept[i] || !reasons[i].isEmpty ? reasons[i] : ["no rule keeps it"])
+                              reasons: reasons[i].isEmpty ? ["no rule keeps it"] : reasons[i])
         }
     }
 

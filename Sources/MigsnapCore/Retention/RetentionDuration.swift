@@ -1,7 +1,7 @@
 import Foundation
 
 /// How far back `keep_within` reaches from the newest snapshot: `36h`, `7d`, `2w`, `3m`, `1y`.
-public struct RetentionDuration: Equatable, Hashable, Sendable, Codable, CustomStringConvertible {
+public struct RetentionDuration: Equatable, Hashable, Sendable, PolicyText {
     public enum Unit: String, Sendable, CaseIterable {
         case hours = "h"
         case days = "d"
@@ -62,14 +62,4 @@ public struct RetentionDuration: Equatable, Hashable, Sendable, Codable, CustomS
     }()
 
     public var description: String { "\(value)\(unit.rawValue)" }
-
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        self = try RetentionDuration.parse(text)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(description)
-    }
 }

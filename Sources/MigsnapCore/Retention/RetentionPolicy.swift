@@ -81,7 +81,7 @@ public struct RetentionPolicy: Equatable, Sendable, Codable {
         } catch DecodingError.typeMismatch {
             throw .invalidInput("invalid retention policy \(source): the file must hold one JSON object, like {\"keep_last\": 10}")
         } catch {
-            throw .invalidInput("invalid retention policy \(source): not valid JSON (\(jsonProblem(error)))",
+            throw .invalidInput("invalid retention policy \(source): not valid JSON (\(jsonProblem(data)))",
                                 hint: "Check the file's syntax: keys and strings in double quotes, commas between entries.")
         }
         do {
@@ -91,9 +91,14 @@ public struct RetentionPolicy: Equatable, Sendable, Codable {
         }
     }
 
-    private static func jsonProblem(_ error: Error) -> String {
-        guard case DecodingError.dataCorrupted(let context) = error else { return "\(error)" }
-        return context.underlyingError.map { "\($0)" } ?? context.debugDescription
+    /// JSONDecoder only says "not valid JSON"; JSONSerialization also says where.
+    private static func jsonProblem(_ data: Data) -> String {
+        do {
+            _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            return "it does not decode"
+        } catch {
+            return (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+        }
     }
 
     public init(from decoder: Decoder) throws {
@@ -170,12 +175,12 @@ public struct RetentionPolicy: Equatable, Sendable, Codable {
     }
 
     private static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
+        let b = Array(b)
         var previous = Array(0...b.count)
-        for i in 1...max(a.count, 1) where !a.isEmpty {
-            var current = [i] + Array(repeating: 0, count: b.count)
-            for j in 1...max(b.count, 1) where !b.isEmpty {
-                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        for (i, ca) in a.enumerated() {
+            var current = [i + 1]
+            for (j, cb) in b.enumerated() {
+                current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (ca == cb ? 0 : 1)))
             }
             previous = current
         }

@@ -1,0 +1,119 @@
+import Foundation
+import MigsnapCore
+
+/// pg_dump and pg_restore from one PostgreSQL installation. pg_dump refuses servers newer than
+/// itself, so the pair is chosen to be at least as new as the server before anything runs.
+struct ClientTools {
+    let pgDump: String
+    let pgRestore: String
+    let major: Int
+
+    /// `serverVersion` is libpq's number (150018); nil picks the newest installation (reading a file needs no server).
+    static func find(serverVersion: Int?) throws -> ClientTools {
+        let serverMajor = serverVersion.map { $0 >= 100_000 ? $0 / 10_000 : $0 / 100 }
+        let found = candidateDirectories().compactMap(installation(in:))
+        let suitable = found.filter { serverMajor == nil || $0.major >= serverMajor! }
+        if let choice = serverMajor == nil ? suitable.max(by: { $0.major < $1.major }) : suitable.first {
+            return choice
+        }
+        guard let newest = found.max(by: { $0.major < $1.major }), let serverMajor else {
+            throw MigsnapError.failed("pg_dump and pg_restore were not found (looked in PATH and /usr/lib/postgresql/*/bin).",
+                                      hint: "apt-get install postgresql-client, or set MIGSNAP_PG_BINDIR to the directory that holds pg_dump.")
+        }
+        throw MigsnapError.failed(
+            "pg_dump \(newest.major) (\(newest.pgDump)) is older than the PostgreSQL \(serverMajor) server; nothing was done.",
+            hint: "apt-get install postgresql-client-\(serverMajor) (pg_dump must be at least as new as the server), or set MIGSNAP_PG_BINDIR.")
+    }
+
+    /// MIGSNAP_PG_BINDIR first, then PATH, then Debian's versioned directories, newest first.
+    private static func candidateDirectories() -> [String] {
+        let env = ProcessInfo.processInfo.environment
+        var dirs: [String] = []
+        if let explicit = env["MIGSNAP_PG_BINDIR"], !explicit.isEmpty { dirs.append(explicit) }
+        dirs += (env["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init)
+        let debian = "/usr/lib/postgresql"
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: debian)) ?? []
+        dirs += versions.compactMap(Int.init).sorted(by: >).map { "\(debian)/\($0)/bin" }
+        return dirs
+    }
+
+    private static func installation(in directory: String) -> ClientTools? {
+        let dump = directory + "/pg_dump"
+        let restore = directory + "/pg_restore"
+        let fm = FileManager.default
+        guard fm.isExecutableFile(atPath: dump), fm.isExecutableFile(atPath: restore),
+              let output = try? ChildProcess.run(dump, ["--version"], environment: [:], captureOutput: true),
+              output.status == 0,
+              let major = majorVersion(String(decoding: output.stdout, as: UTF8.self))
+        else { return nil }
+        return ClientTools(pgDump: dump, pgRestore: restore, major: major)
+    }
+
+    /// "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)" → 15; "9.6.24" → 9.
+    static func majorVersion(_ text: String) -> Int? {
+        guard let range = text.range(of: #"\(PostgreSQL\) [0-9]+(\.[0-9]+)?"#, options: .regularExpression) else { return nil }
+        let numbers = text[range].dropFirst("(PostgreSQL) ".count).split(separator: ".").compactMap { Int($0) }
+        guard let first = numbers.first else { return nil }
+        return first >= 10 ? first : first * 10 + (numbers.dropFirst().first ?? 0)
+    }
+}
+
+/// A finished child process.
+struct ChildOutput {
+    let status: Int32
+    let stdout: Data
+    let stderr: String
+
+    /// The last non-empty line of stderr: pg_dump and pg_restore put the cause there.
+    var reason: String {
+        stderr.split(separator: "\n").last(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty })
+            .map(String.init) ?? "exit status \(status)"
+    }
+}
+
+enum ChildProcess {
+    /// Runs a program with `environment` added to ours (passwords travel there, never in `arguments`).
+    /// Either captures stdout, or discards it and calls `poll` every 200 ms while the child runs.
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String],
+                    captureOutput: Bool, poll: (() -> Void)? = nil) throws -> ChildOutput {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // stderr goes to a private file: a pipe nobody drains would block a chatty child.
+        let errorPath = FileManager.default.temporaryDirectory
+            .appendingPathComponent("migsnap-\(UUID().uuidString).stderr").path
+        guard FileManager.default.createFile(atPath: errorPath, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let errorHandle = FileHandle(forWritingAtPath: errorPath)
+        else {
+            throw MigsnapError.failed("Could not create a temporary file in \(FileManager.default.temporaryDirectory.path).")
+        }
+        defer {
+            try? errorHandle.close()
+            try? FileManager.default.removeItem(atPath: errorPath)
+        }
+        process.standardError = errorHandle
+        process.standardInput = FileHandle.nullDevice
+        let pipe = Pipe()
+        process.standardOutput = captureOutput ? pipe : FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            throw MigsnapError.failed("Could not run \(executable): \(error.localizedDescription)",
+                                      hint: "apt-get install postgresql-client")
+        }
+        var stdout = Data()
+        if captureOutput {
+            stdout = pipe.fileHandleForReading.readDataToEndOfFile()
+        } else if let poll {
+            while process.isRunning {
+                poll()
+                usleep(200_000)
+            }
+        }
+        process.waitUntilExit()
+        poll?()
+        let stderr = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
+        return ChildOutput(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+    }
+}
