@@ -31,9 +31,10 @@ public struct GzipError: Error, CustomStringConvertible, Sendable {
 /// stays flat whatever the size of the database.
 let chunkSize = 256 * 1024
 
-// Inside FileDescriptor, `read` and `write` name its own methods.
+// Inside FileDescriptor, `read`, `write` and `close` name its own methods.
 private func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int { read(fd, buffer, count) }
 private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int { write(fd, buffer, count) }
+private func systemClose(_ fd: Int32) -> Int32 { close(fd) }
 
 /// One open file descriptor, closed exactly once.
 final class FileDescriptor {
@@ -58,7 +59,7 @@ final class FileDescriptor {
     }
 
     deinit {
-        if isOpen { _ = close(fd) }
+        if isOpen { _ = systemClose(fd) }
     }
 
     /// Reads up to `buffer.count` bytes; 0 at end of file.
@@ -82,12 +83,14 @@ final class FileDescriptor {
         }
     }
 
-    /// Makes the data durable and closes; a failing close after fsync is still reported, since
+    /// Closes, after making the data durable if `sync`; a failing close is still reported, since
     /// on some file systems that is where a write error shows up.
-    func syncAndClose() throws {
-        guard fsync(fd) == 0 else { throw GzipError.os("syncing", path) }
+    func close(sync: Bool = true) throws {
+        if sync {
+            guard fsync(fd) == 0 else { throw GzipError.os("syncing", path) }
+        }
         isOpen = false
-        guard close(fd) == 0 else { throw GzipError.os("closing", path) }
+        guard systemClose(fd) == 0 else { throw GzipError.os("closing", path) }
     }
 }
 
@@ -144,7 +147,7 @@ public final class GzipWriter {
     /// Ends the stream, then flushes, fsyncs and closes the file.
     public func finish() throws -> (rawBytes: Int64, storedBytes: Int64) {
         try deflateAll(flush: Z_FINISH)
-        try file.syncAndClose()
+        try file.close()
         finished = true
         return (rawBytes, storedBytes)
     }
@@ -296,10 +299,11 @@ public enum Gzip {
         return try writer.finish()
     }
 
-    /// Decompresses and verifies `source` into a new file `destination` (0600, fsynced) and returns
-    /// its size. On any failure the destination is removed, so there is never half an output.
+    /// Decompresses and verifies `source` into a new file `destination` (0600) and returns its size.
+    /// On any failure the destination is removed, so there is never half an output. `fsync: false`
+    /// is for scratch output that is read back and thrown away, where durability only costs time.
     public static func decompress(
-        file source: String, to destination: String, progress: ((Int64) -> Void)? = nil
+        file source: String, to destination: String, fsync: Bool = true, progress: ((Int64) -> Void)? = nil
     ) throws -> Int64 {
         let reader = try GzipReader(path: source)
         let output = try FileDescriptor(creating: destination)
@@ -315,7 +319,7 @@ public enum Gzip {
             done += Int64(n)
             progress?(done)
         }
-        try output.syncAndClose()
+        try output.close(sync: fsync)
         completed = true
         return done
     }

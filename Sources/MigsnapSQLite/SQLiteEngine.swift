@@ -193,7 +193,8 @@ public final class SQLiteEngine: DatabaseEngine {
     /// Decompresses `payload` to `imagePath` and opens it after SQLite's integrity check passed.
     private static func verifiedImage(of payload: URL, at imagePath: String, progress: ProgressReporter) throws -> Connection {
         do {
-            _ = try Gzip.decompress(file: payload.path, to: imagePath) { done in
+            // Scratch until proven sound; moveIntoPlace fsyncs it if it becomes the database.
+            _ = try Gzip.decompress(file: payload.path, to: imagePath, fsync: false) { done in
                 progress.update(phase: "decompressing", done: done, total: nil)
             }
         } catch let error as GzipError {
@@ -207,6 +208,8 @@ public final class SQLiteEngine: DatabaseEngine {
         }
         return try onImage(payload) {
             let image = try Connection(path: imagePath, mode: .readWrite)
+            // A bigger page cache makes integrity_check markedly faster; 8 MiB keeps memory flat.
+            try image.execute("PRAGMA cache_size = -8192")
             let problems = try image.rows("PRAGMA integrity_check").compactMap { $0.first ?? nil }
             guard problems == ["ok"] else {
                 throw MigsnapError.verificationFailed(
