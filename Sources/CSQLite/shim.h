@@ -1,1 +1,6 @@
 #include <sqlite3.h>
+
+/* SQLITE_TRANSIENT is a macro casting -1 to a function pointer; Swift cannot import it. */
+static inline int migsnap_bind_text(sqlite3_stmt *stmt, int index, const char *text) {
+    return sqlite3_bind_text(stmt, index, text, -1, SQLITE_TRANSIENT);
+}

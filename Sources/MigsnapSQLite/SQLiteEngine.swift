@@ -1,1 +1,353 @@
-// The SQLite engine.
+import CSQLite
+import Foundation
+import MigsnapCompression
+import MigsnapCore
+
+/// A SQLite database file. Snapshots are the gzip of a plain copy of the database, so
+/// `gunzip` alone gives a working database.
+public final class SQLiteEngine: DatabaseEngine {
+    /// The database file, absolute.
+    public let path: String
+
+    public init(path: String) {
+        self.path = path
+    }
+
+    public var kind: EngineKind { .sqlite }
+    public var redactedLocation: String { path }
+    public var payloadExtension: String { "sqlite.gz" }
+
+    /// Pages copied per backup step while snapshotting: a few MiB, so progress moves smoothly.
+    private static let snapshotPagesPerStep: Int32 = 1024
+
+    public func databaseExists() throws -> Bool {
+        FileManager.default.fileExists(atPath: path)
+    }
+
+    public func currentRevisions(versionTable: VersionTable) throws -> [String] {
+        try Self.checkSchema(versionTable)
+        guard try databaseExists() else { return [] }
+        return try onLive {
+            try Self.revisions(in: Connection(path: path, mode: .readOnly), versionTable)
+        }
+    }
+
+    public func rowCounts() throws -> [String: Int64] {
+        guard try databaseExists() else { return [:] }
+        return try onLive {
+            try Self.rowCounts(in: Connection(path: path, mode: .readOnly))
+        }
+    }
+
+    public func snapshot(into payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> SnapshotCapture {
+        defer { progress.finish() }
+        try Self.checkSchema(versionTable)
+        guard try databaseExists() else {
+            throw MigsnapError.invalidInput(
+                "no database at \(path)",
+                hint: "Check the database URL; a database that does not exist yet has nothing to snapshot.")
+        }
+        let copy = Self.siblingPath(of: payload.path, prefix: ".tmp-", suffix: ".copy")
+        defer { Self.removeDatabaseFiles(copy) }
+
+        let revisions: [String] = try onLive(writingTo: URL(fileURLWithPath: copy).deletingLastPathComponent().path) {
+            let source = try Connection(path: path, mode: .readOnly)
+            // A read transaction held across all backup steps pins one consistent view: without it
+            // every step ends the read, and a write from another connection restarts the backup,
+            // possibly forever under a steady writer. In WAL mode writers go on meanwhile.
+            try source.execute("BEGIN; SELECT COUNT(*) FROM sqlite_master;")
+            let image = try Connection(path: copy, mode: .create)
+            // The copy is scratch until it is compressed and the gzip is fsynced: no journal needed.
+            try image.execute("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
+            try image.backup(from: source, pagesPerStep: Self.snapshotPagesPerStep) { done, total in
+                progress.update(phase: "copying", done: done, total: total)
+            }
+            try source.execute("COMMIT")
+            // Read from the copy: by construction the revision and the data are the same view.
+            return try Self.revisions(in: image, versionTable)
+        }
+
+        let size = Self.fileSize(copy)
+        do {
+            let sizes = try Gzip.compress(file: copy, to: payload.path) { done in
+                progress.update(phase: "compressing", done: done, total: size)
+            }
+            return SnapshotCapture(revisions: revisions, rawBytes: sizes.rawBytes)
+        } catch let error as GzipError {
+            throw MigsnapError.failed("Writing the snapshot failed: \(error.description).")
+        }
+    }
+
+    public func inspect(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> PayloadContent {
+        defer { progress.finish() }
+        try Self.checkSchema(versionTable)
+        let imagePath = Self.siblingPath(of: payload.path, prefix: ".tmp-", suffix: ".inspect")
+        defer { Self.removeDatabaseFiles(imagePath) }
+        do {
+            let image = try Self.verifiedImage(of: payload, at: imagePath, progress: progress)
+            return try Self.onImage(payload) {
+                PayloadContent(revisions: try Self.revisions(in: image, versionTable),
+                               rowCounts: try Self.rowCounts(in: image))
+            }
+        } catch let error as MigsnapError {
+            // Whatever stops us from reading the payload fully means it cannot be trusted.
+            if case .verificationFailed = error { throw error }
+            throw MigsnapError.verificationFailed(error.message, hint: error.hint)
+        }
+    }
+
+    public func restore(payload: URL, expectedRevisions: [String], versionTable: VersionTable, progress: ProgressReporter) throws {
+        defer { progress.finish() }
+        try Self.checkSchema(versionTable)
+        let expected = expectedRevisions.sorted()
+        let staging = Self.stagingPath(besideDatabase: path)
+        defer { Self.removeDatabaseFiles(staging) }
+        let liveExists = try databaseExists()
+
+        // Everything about the payload is checked before the live database is opened.
+        do {
+            let image = try Self.verifiedImage(of: payload, at: staging, progress: progress)
+            let found = try Self.onImage(payload) { try Self.revisions(in: image, versionTable) }
+            guard found == expected else {
+                throw MigsnapError.verificationFailed(
+                    "the snapshot holds revision(s) \(Self.describe(found)), expected \(Self.describe(expected)); "
+                        + "the live database was not touched")
+            }
+            if liveExists {
+                try copy(image, intoLiveDatabase: progress)
+            }
+        }
+        if !liveExists {
+            try moveIntoPlace(staging)
+        }
+
+        let after = try currentRevisions(versionTable: versionTable)
+        guard after == expected else {
+            throw MigsnapError.failed(
+                "the database at \(path) was restored, but its version table reads \(Self.describe(after)) "
+                    + "instead of \(Self.describe(expected))",
+                hint: "Run `migsnap verify` on the snapshot and check the database by hand.")
+        }
+    }
+
+    /// Removes staging files a killed restore left beside the database. Call it only when no
+    /// restore of this database is running (under the store's lock).
+    public static func cleanDebris(besideDatabase path: String) {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        let prefix = ".\(url.lastPathComponent).migsnap-staging-"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            unlink(directory + "/" + name)
+        }
+    }
+
+    // MARK: - Restore steps
+
+    /// Copies the verified image over the live database in one write transaction: SQLite's journal
+    /// or WAL makes it atomic and crash-safe, and other connections see all-old or all-new.
+    /// Writing into the existing file keeps its inode, permissions and owner.
+    private func copy(_ image: Connection, intoLiveDatabase progress: ProgressReporter) throws {
+        try onLive {
+            let live = try Connection(path: path, mode: .readWrite)
+            let liveMode = try live.scalar("PRAGMA journal_mode")?.lowercased()
+            let livePageSize = try live.scalar("PRAGMA page_size")
+            try Self.onImage(nil) {
+                // The backup copies the image's header bytes 18-19 (the WAL flag) into a rollback-mode
+                // database, so the image must be in rollback mode not to switch the live database to
+                // WAL behind its other connections' backs; into a WAL database SQLite sets them itself.
+                try image.execute("PRAGMA journal_mode=DELETE")
+                let imagePageSize = try image.scalar("PRAGMA page_size")
+                if liveMode == "wal", let livePageSize, livePageSize != imagePageSize {
+                    // SQLite cannot change the page size of a WAL database, so a backup into one from a
+                    // database with another page size fails with SQLITE_READONLY. Rebuilding the
+                    // image at the live page size (VACUUM; scratch file, so no journal) makes the
+                    // sizes equal; the pages' content is the same rows.
+                    try image.execute("PRAGMA journal_mode=OFF; PRAGMA page_size=\(livePageSize); VACUUM;")
+                }
+            }
+            try live.backup(from: image, pagesPerStep: -1) { done, total in
+                progress.update(phase: "restoring", done: done, total: total)
+            }
+        }
+    }
+
+    /// Puts the image where there is no database (a deleted file is one of the losses to undo).
+    private func moveIntoPlace(_ staging: String) throws {
+        // A -wal or -journal left by the deleted database would be replayed into the new file.
+        for suffix in ["-wal", "-shm", "-journal"] {
+            unlink(path + suffix)
+        }
+        // Staging files are 0600; a new database gets the mode SQLite would create it with.
+        chmod(staging, 0o644 & ~Self.processUmask())
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        guard Self.fsyncPath(staging), rename(staging, path) == 0, Self.fsyncPath(directory) else {
+            throw MigsnapError.failed(
+                "cannot put the restored database at \(path): \(String(cString: strerror(errno)))",
+                hint: "Check the permissions of \(directory).")
+        }
+    }
+
+    // MARK: - Reading databases
+
+    /// Decompresses `payload` to `imagePath` and opens it after SQLite's integrity check passed.
+    private static func verifiedImage(of payload: URL, at imagePath: String, progress: ProgressReporter) throws -> Connection {
+        do {
+            _ = try Gzip.decompress(file: payload.path, to: imagePath) { done in
+                progress.update(phase: "decompressing", done: done, total: nil)
+            }
+        } catch let error as GzipError {
+            switch error.kind {
+            case .corrupt:
+                throw MigsnapError.verificationFailed("the snapshot \(payload.lastPathComponent) is damaged: \(error.description)")
+            case .io:
+                throw MigsnapError.failed(
+                    "cannot decompress the snapshot \(payload.lastPathComponent): \(error.description); the database was not touched")
+            }
+        }
+        return try onImage(payload) {
+            let image = try Connection(path: imagePath, mode: .readWrite)
+            let problems = try image.rows("PRAGMA integrity_check").compactMap { $0.first ?? nil }
+            guard problems == ["ok"] else {
+                throw MigsnapError.verificationFailed(
+                    "the snapshot \(payload.lastPathComponent) fails SQLite's integrity check: "
+                        + problems.prefix(3).joined(separator: "; "))
+            }
+            return image
+        }
+    }
+
+    private static func revisions(in connection: Connection, _ table: VersionTable) throws -> [String] {
+        let schema = quote(table.schema ?? "main")
+        let exists = try connection.rows(
+            "SELECT 1 FROM \(schema).sqlite_master WHERE type = 'table' AND name = ?", [table.name])
+        guard !exists.isEmpty else { return [] }
+        return try connection.rows("SELECT version_num FROM \(schema).\(quote(table.name))")
+            .compactMap { $0.first ?? nil }
+            .sorted()
+    }
+
+    private static func rowCounts(in connection: Connection) throws -> [String: Int64] {
+        // One read transaction, so the counts are of one moment.
+        try connection.execute("BEGIN")
+        defer { try? connection.execute("COMMIT") }
+        // Virtual tables are left out: counting them needs their module, their shadow tables count.
+        let tables = try connection.rows("""
+            SELECT name FROM main.sqlite_master
+            WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+              AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'
+            ORDER BY name
+            """).compactMap { $0.first ?? nil }
+        var counts: [String: Int64] = [:]
+        for table in tables {
+            counts[table] = Int64(try connection.scalar("SELECT COUNT(*) FROM main.\(quote(table))") ?? "0") ?? 0
+        }
+        return counts
+    }
+
+    /// Attached databases are SQLite's only schemas; a version table lives in the main one.
+    private static func checkSchema(_ table: VersionTable) throws {
+        guard table.schema == nil || table.schema == "main" else {
+            throw MigsnapError.invalidInput(
+                "SQLite has no schema '\(table.schema!)' for the version table",
+                hint: "Leave out --version-table-schema for SQLite (or use 'main').")
+        }
+    }
+
+    private static func quote(_ identifier: String) -> String {
+        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    private static func describe(_ revisions: [String]) -> String {
+        revisions.isEmpty ? "(base)" : revisions.joined(separator: ", ")
+    }
+
+    // MARK: - Errors
+
+    /// Runs `body` against the live database and says what a SQLite failure means for it.
+    /// `place` is where the writes go, if not into the database itself.
+    private func onLive<T>(writingTo place: String? = nil, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let failure as SQLiteFailure {
+            switch failure.code {
+            case SQLITE_NOTADB:
+                throw MigsnapError.invalidInput("\(path) is not a SQLite database", hint: "Check the database URL.")
+            case SQLITE_CANTOPEN:
+                throw MigsnapError.invalidInput("cannot open the database at \(path): \(failure.message)",
+                                                hint: "Check the database URL and the file's permissions.")
+            case SQLITE_BUSY, SQLITE_LOCKED:
+                throw MigsnapError.failed(
+                    "the database at \(path) is locked by another connection; it was not changed",
+                    hint: "Wait for the other connection to finish (or stop the application), then retry.")
+            case SQLITE_FULL:
+                throw MigsnapError.failed("No space left on device while writing to \(place ?? path); the database was not changed",
+                                          hint: "Free some disk space, then retry.")
+            default:
+                throw MigsnapError.failed("SQLite failed on \(path): \(failure.message)")
+            }
+        }
+    }
+
+    /// Runs `body` against a payload's image: any SQLite failure means the payload is not sound.
+    private static func onImage<T>(_ payload: URL?, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let failure as SQLiteFailure {
+            if failure.code == SQLITE_FULL {
+                throw MigsnapError.failed("No space left on device while checking the snapshot",
+                                          hint: "Free some disk space, then retry.")
+            }
+            let name = payload.map { "the snapshot \($0.lastPathComponent)" } ?? "the snapshot"
+            throw MigsnapError.verificationFailed("\(name) is not a usable SQLite database: \(failure.message)")
+        }
+    }
+
+    // MARK: - Files
+
+    /// A new name in the directory of `file`, unique enough not to collide with a concurrent run.
+    private static func siblingPath(of file: String, prefix: String, suffix: String) -> String {
+        let url = URL(fileURLWithPath: file)
+        return url.deletingLastPathComponent().path + "/" + prefix + url.lastPathComponent + "-" + randomTag() + suffix
+    }
+
+    /// `.<dbname>.migsnap-staging-XXXXXXXX` in the database's own directory, so that the final
+    /// rename cannot cross file systems and `cleanDebris` can recognise it.
+    private static func stagingPath(besideDatabase path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        return url.deletingLastPathComponent().path + "/.\(url.lastPathComponent).migsnap-staging-" + randomTag()
+    }
+
+    private static func randomTag() -> String {
+        String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    }
+
+    /// A scratch database and the files SQLite may have made beside it.
+    private static func removeDatabaseFiles(_ path: String) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            unlink(path + suffix)
+        }
+    }
+
+    private static func fileSize(_ path: String) -> Int64? {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int64(info.st_size) : nil
+    }
+
+    private static func fsyncPath(_ path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return fsync(fd) == 0
+    }
+
+    /// The umask without changing it (umask(2) can only set it, which races with other threads).
+    private static func processUmask() -> mode_t {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Umask:") }),
+           let value = mode_t(line.dropFirst("Umask:".count).trimmingCharacters(in: .whitespaces), radix: 8) {
+            return value
+        }
+        return 0o022
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import MigsnapCore
+import MigsnapPostgres
+import MigsnapSQLite
+
+/// The resolved configuration of one run, and the engines and store it names.
+struct Context {
+    let config: Configuration
+    let store: SnapshotStore
+    /// The URL given with --url, handed to Alembic through DATABASE_URL.
+    let urlOverride: String?
+
+    init(_ global: GlobalOptions) throws {
+        config = try global.configuration()
+        store = SnapshotStore(directory: config.storeDirectory)
+        urlOverride = global.url
+    }
+
+    /// The project's revision graph, when it has migration files configured.
+    func graphIfAvailable() -> RevisionGraph? {
+        try? config.revisionGraph()
+    }
+
+    /// The live database's engine.
+    func liveEngine() throws -> DatabaseEngine {
+        Self.engine(for: try config.databaseURL())
+    }
+
+    static func engine(for url: DatabaseURL) -> DatabaseEngine {
+        switch url {
+        case .sqlite(let path): return SQLiteEngine(path: path)
+        case .postgresql(let target): return PostgresEngine(target: target)
+        }
+    }
+
+    func progress() -> TerminalProgress { TerminalProgress() }
+}
+
+extension Context {
+    /// Prunes per the retention policy after an upgrade, sparing the snapshots it just took.
+    func pruneAfterUpgrade(policy: RetentionPolicy?, protecting: Set<String>) throws -> [Manifest] {
+        guard let policy, policy.pruneAfterUpgrade else { return [] }
+        return try Prune.apply(try Prune.plan(store: store, policy: policy, protected: protecting), store: store)
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import MigsnapCore
+
+/// Where the project, the database and the store are: the same options on every subcommand.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: [.customShort("c"), .long], help: ArgumentHelp(
+        "The Alembic config file (default: $ALEMBIC_CONFIG, else ./alembic.ini).", valueName: "file"))
+    var config: String?
+
+    @Option(help: ArgumentHelp(
+        "The database URL, as SQLAlchemy writes it (default: $DATABASE_URL, else sqlalchemy.url in the config file).",
+        valueName: "url"))
+    var url: String?
+
+    @Option(help: ArgumentHelp("The snapshot store (default: $MIGSNAP_STORE, else .migsnap/ beside the config file).",
+                               valueName: "dir"))
+    var store: String?
+
+    @Option(help: ArgumentHelp("The retention policy (default: retention.json beside the config file, else the built-in policy).",
+                               valueName: "file"))
+    var retention: String?
+
+    @Option(help: ArgumentHelp("How to run Alembic (default: $MIGSNAP_ALEMBIC, else `alembic` on PATH), e.g. \"poetry run alembic\".",
+                               valueName: "cmd"))
+    var alembic: String?
+
+    @Option(help: ArgumentHelp("The version table, if env.py configures another than alembic_version.", valueName: "name"))
+    var versionTable: String?
+
+    @Option(help: ArgumentHelp("The schema of the version table, if env.py sets version_table_schema.", valueName: "schema"))
+    var versionTableSchema: String?
+
+    func configuration() throws -> Configuration {
+        try Configuration.resolve(ConfigurationInputs(
+            configPath: config, url: url, store: store, retention: retention, alembic: alembic,
+            versionTable: versionTable, versionTableSchema: versionTableSchema))
+    }
+}
+
+struct JSONOption: ParsableArguments {
+    @Flag(name: .long, help: "Print one JSON document on stdout instead of text.")
+    var json = false
+}
+
+/// For commands that replace the database or delete snapshots.
+struct ConfirmOptions: ParsableArguments {
+    @Flag(name: [.customShort("y"), .long], help: "Do not ask for confirmation (required when stdin is not a terminal).")
+    var yes = false
+
+    @Flag(name: .long, help: "Print the plan and change nothing.")
+    var dryRun = false
+}

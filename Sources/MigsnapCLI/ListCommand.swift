@@ -1,0 +1,50 @@
+import ArgumentParser
+import MigsnapCore
+
+extension Migsnap {
+    struct ListCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "List the snapshots, oldest first.")
+
+        @OptionGroup var global: GlobalOptions
+        @Option(help: ArgumentHelp("Only snapshots taken at this revision (a full id or a prefix).", valueName: "rev"))
+        var revision: String?
+        @Option(help: ArgumentHelp("Only snapshots with this tag.", valueName: "tag"))
+        var tag: String?
+        @OptionGroup var output: JSONOption
+
+        func run() throws {
+            try runReportingErrors {
+                let context = try Context(global)
+                var manifests = try context.store.manifests()
+                if let revision {
+                    manifests = manifests.filter { $0.revisions.contains { $0.hasPrefix(revision) } || (revision == "base" && $0.revisions.isEmpty) }
+                }
+                if let tag {
+                    manifests = manifests.filter { $0.tags.contains(tag) }
+                }
+                if output.json {
+                    try Terminal.printJSON(manifests)
+                    return
+                }
+                if manifests.isEmpty {
+                    Terminal.out("No snapshots in \(context.store.directory).")
+                    return
+                }
+                Terminal.out(Render.manifestTable(manifests))
+            }
+        }
+    }
+}
+
+enum Render {
+    static func manifestTable(_ manifests: [Manifest]) -> String {
+        Format.table(
+            ["ID", "CREATED (UTC)", "REVISION", "REASON", "RAW", "STORED", "PIN", "TAGS"],
+            manifests.map { m in
+                [m.id, String(Format.time(m.createdAt)), Revisions.describe(m.revisions), m.reason.rawValue,
+                 Format.bytes(m.rawBytes), Format.bytes(m.storedBytes), m.pinned ? "yes" : "", m.tags.joined(separator: ",")]
+            })
+    }
+}

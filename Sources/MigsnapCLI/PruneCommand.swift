@@ -1,0 +1,57 @@
+import ArgumentParser
+import MigsnapCore
+
+extension Migsnap {
+    struct PruneCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "prune",
+            abstract: "Apply the retention policy: print every snapshot with keep or remove and the rule that decided.",
+            discussion: """
+            A snapshot is kept if any rule keeps it (keep_last, keep_hourly/daily/weekly/monthly/\
+            yearly, keep_within, keep_per_revision, keep_tags); pinned snapshots, the newest one \
+            and future-dated ones are always kept; then max_total_size removes the oldest until \
+            the store fits. The policy is --retention FILE, else retention.json beside the config \
+            file, else the built-in default (see the README).
+            """)
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var confirm: ConfirmOptions
+        @OptionGroup var output: JSONOption
+
+        func run() throws {
+            try runReportingErrors {
+                let context = try Context(global)
+                let policy = try context.config.retentionPolicy()
+                let lock = confirm.dryRun ? nil : try context.store.lock(purpose: "prune")
+                let decisions = try Prune.plan(store: context.store, policy: policy)
+                let removing = decisions.filter { $0.action == .remove }
+                if output.json {
+                    try Terminal.printJSON(decisions)
+                } else {
+                    Terminal.out(Render.decisions(decisions))
+                    if policy.isEmpty {
+                        Terminal.out("The retention policy is empty (every rule is zero): nothing is removed.")
+                    }
+                }
+                guard !confirm.dryRun, !removing.isEmpty else {
+                    if !output.json {
+                        Terminal.out(confirm.dryRun ? "Dry run: \(removing.count) snapshot(s) would be removed; nothing was changed." : "Nothing to remove.")
+                    }
+                    return
+                }
+                try Terminal.confirm("Remove \(removing.count) snapshot(s)?", yes: confirm.yes)
+                let removed = try Prune.apply(decisions, store: context.store)
+                withExtendedLifetime(lock) {}
+                let freed = removed.reduce(Int64(0)) { $0 + $1.storedBytes }
+                Terminal.err("Removed \(removed.count) snapshot(s), \(Format.bytes(freed)) freed.")
+            }
+        }
+    }
+}
+
+extension Render {
+    static func decisions(_ decisions: [RetentionDecision]) -> String {
+        guard !decisions.isEmpty else { return "No snapshots." }
+        return Format.table(["ID", "ACTION", "REASONS"], decisions.map { [$0.id, $0.action.rawValue, $0.reasons.joined(separator: "; ")] })
+    }
+}

@@ -1,0 +1,140 @@
+import ArgumentParser
+import MigsnapCore
+
+extension Migsnap {
+    struct RestoreCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "restore",
+            abstract: "Restore one snapshot atomically: all of it or none of it.",
+            discussion: """
+            In this order: the snapshot's checksum and content are verified; the plan is printed \
+            (current and target revision, the migrations undone, rows now versus in the snapshot); \
+            you confirm; a safety snapshot of the current state is taken (reason pre-restore); the \
+            snapshot is swapped in atomically; the result is checked. A dry run or a refusal stops \
+            before the safety snapshot and changes nothing.
+
+            With --to URL the snapshot goes into another database (for copying a few lost rows back \
+            by hand) and the live database is not touched.
+            """)
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The snapshot id, or a unique prefix of it.")
+        var id: String?
+        @Option(help: ArgumentHelp("Restore the newest snapshot taken at this revision instead of naming an id.", valueName: "rev"))
+        var revision: String?
+        @Option(help: ArgumentHelp("Restore into this database instead of the live one (SQLite: a new file; PostgreSQL: an existing, empty database).", valueName: "url"))
+        var to: String?
+        @Flag(help: "Do not take a safety snapshot of the current state first.")
+        var noSafetySnapshot = false
+        @OptionGroup var confirm: ConfirmOptions
+        @OptionGroup var output: JSONOption
+
+        func validate() throws {
+            if (id == nil) == (revision == nil) {
+                throw ValidationError("Name exactly one snapshot: an ID or --revision REV.")
+            }
+        }
+
+        func run() throws {
+            try runReportingErrors {
+                let context = try Context(global)
+                let lock = try context.store.lock(purpose: "restore")
+                let manifest = try id.map(context.store.resolve) ?? context.newestSnapshot(atRevision: revision!)
+                let engine = try to.map { Context.engine(for: try DatabaseURL.parse($0)) } ?? context.liveEngine()
+                let operation = RestoreOperation(
+                    store: context.store, manifest: manifest, engine: engine, versionTable: context.config.versionTable,
+                    safetySnapshot: !noSafetySnapshot && to == nil, undone: context.undoneMigrations)
+                let plan = try operation.plan(progress: context.progress())
+                try Render.execute(plan: plan, manifest: manifest, confirm: confirm, json: output.json) {
+                    let safety = try operation.apply(plan, progress: context.progress())
+                    if to == nil {
+                        try GuardBook(store: context.store).record(undone: plan.undone, graph: context.graphIfAvailable(),
+                                                                   by: "restore \(manifest.id)")
+                    }
+                    return safety
+                }
+                withExtendedLifetime(lock) {}
+            }
+        }
+    }
+}
+
+extension Render {
+    /// Prints a restore plan, then (unless a dry run) confirms, applies it and reports.
+    static func execute(plan: RestorePlan, manifest: Manifest?, confirm: ConfirmOptions, json: Bool,
+                        apply: () throws -> Manifest?) throws {
+        if json && confirm.dryRun {
+            try Terminal.printJSON(plan)
+            return
+        }
+        let text = restorePlan(plan, manifest: manifest)
+        if json { Terminal.err(text) } else { Terminal.out(text) }
+        if confirm.dryRun {
+            Terminal.out("Dry run: nothing was changed.")
+            return
+        }
+        try Terminal.confirm("Replace \(plan.database) with \(plan.snapshot.map { "snapshot \($0)" } ?? "the downgrade")?", yes: confirm.yes)
+        let safety = try apply()
+        if let safety {
+            Terminal.err("Safety snapshot \(safety.id) holds the state before (\(Revisions.describe(safety.revisions))).")
+        }
+        if json {
+            try Terminal.printJSON(plan)
+        } else {
+            Terminal.out("Restored \(plan.database) to \(Revisions.describe(plan.target))\(plan.snapshot.map { " from snapshot \($0)" } ?? "").")
+        }
+    }
+
+    static func restorePlan(_ plan: RestorePlan, manifest: Manifest?) -> String {
+        var lines: [String] = []
+        lines.append(plan.via == .restore ? "Restore plan" : "Downgrade plan (no snapshot: Alembic's downgrade, rows are NOT restored)")
+        lines.append("  database:  \(plan.database)")
+        if let manifest {
+            lines.append("  snapshot:  \(manifest.id) (\(manifest.reason.rawValue), taken \(Format.time(manifest.createdAt)))")
+        }
+        lines.append("  current:   \(Revisions.describe(plan.current))")
+        lines.append("  target:    \(Revisions.describe(plan.target))")
+        if plan.undone.isEmpty {
+            lines.append("  undone:    no migrations")
+        } else {
+            let equivalent = plan.target.isEmpty ? "base" : plan.target.joined(separator: " ")
+            lines.append("  undone:    \(plan.undone.joined(separator: ", ")) (as `alembic downgrade \(equivalent)`)")
+        }
+        lines.append("  safety:    " + (plan.safetySnapshot ? "a pre-restore snapshot of the current state is taken first" : "no safety snapshot"))
+        let tables = Set(plan.rowsNow.keys).union(plan.rowsInSnapshot?.keys ?? [:].keys).sorted()
+        if !tables.isEmpty {
+            lines.append("")
+            lines.append(Format.table(["TABLE", "ROWS NOW", "IN SNAPSHOT", "DISCARDED"], tables.map { t in
+                [t, plan.rowsNow[t].map(String.init) ?? "-", plan.rowsInSnapshot.map { $0[t].map(String.init) ?? "-" } ?? "?",
+                 plan.discardedRows[t].map(String.init) ?? "0"]
+            }).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension Context {
+    /// The newest snapshot taken at exactly this revision set (a revision id, a prefix, or `base`).
+    func newestSnapshot(atRevision revision: String) throws -> Manifest {
+        let all = try store.manifests()
+        let matching = all.filter { m in
+            revision == "base" ? m.revisions.isEmpty : m.revisions.count == 1 && m.revisions[0].hasPrefix(revision)
+        }
+        guard let newest = matching.last else {
+            throw MigsnapError.invalidInput("No snapshot was taken at revision \(revision).",
+                                            hint: "Run `migsnap list` to see the revisions that have snapshots.")
+        }
+        let ids = Set(matching.flatMap(\.revisions))
+        if ids.count > 1 {
+            throw MigsnapError.invalidInput("The revision prefix '\(revision)' matches several revisions: \(ids.sorted().joined(separator: ", ")).")
+        }
+        return newest
+    }
+
+    /// The migrations undone going from `current` to `target`, newest first. Without migration
+    /// files to read, the revisions that the restore takes away.
+    func undoneMigrations(from current: [String], to target: [String]) throws -> [String] {
+        guard let graph = graphIfAvailable() else { return current.filter { !target.contains($0) } }
+        return graph.undone(from: current, to: target)
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import MigsnapCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where output goes: results on stdout, diagnostics and progress on stderr; colour only on a TTY
+/// and never with NO_COLOR.
+enum Terminal {
+    static var stderrIsTTY: Bool { isatty(STDERR_FILENO) == 1 }
+    static var stdinIsTTY: Bool { isatty(STDIN_FILENO) == 1 }
+    static var colour: Bool {
+        stderrIsTTY && ProcessInfo.processInfo.environment["NO_COLOR"].map(\.isEmpty) ?? true
+    }
+
+    static func out(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    static func err(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    static func error(_ message: String, hint: String?) {
+        err(paint("Error:", "31") + " " + message)
+        if let hint { err(paint("Try:", "33") + " " + hint) }
+    }
+
+    static func warn(_ message: String) {
+        err(paint("Warning:", "33") + " " + message)
+    }
+
+    static func paint(_ text: String, _ code: String) -> String {
+        colour ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text
+    }
+
+    static func printJSON<T: Encodable>(_ value: T) throws {
+        let data = try JSON.encoder().encode(value)
+        out(String(decoding: data, as: UTF8.self))
+    }
+
+    /// Asks on a TTY; without one, refuses unless `--yes` was given (never hangs on a closed stdin).
+    static func confirm(_ question: String, yes: Bool) throws {
+        if yes { return }
+        guard stdinIsTTY else {
+            throw MigsnapError.refused("Refusing to continue without confirmation: stdin is not a terminal.",
+                                       hint: "Re-run with --yes once you have read the plan (or --dry-run to see it).")
+        }
+        FileHandle.standardError.write(Data("\(question) [y/N] ".utf8))
+        let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        guard answer == "y" || answer == "yes" else {
+            throw MigsnapError.failed("Cancelled; nothing was changed.")
+        }
+    }
+}
+
+/// A progress line on stderr (bytes, rate, ETA), drawn only when stderr is a TTY.
+final class TerminalProgress: ProgressReporter {
+    private let start = Date()
+    private var lastDraw = Date.distantPast
+    private var phaseStart = Date()
+    private var phase = ""
+    private var drawn = false
+    private let enabled: Bool
+
+    init(enabled: Bool = Terminal.stderrIsTTY) {
+        self.enabled = enabled
+    }
+
+    func update(phase: String, done: Int64, total: Int64?) {
+        guard enabled else { return }
+        let now = Date()
+        if phase != self.phase {
+            self.phase = phase
+            phaseStart = now
+        }
+        guard now.timeIntervalSince(lastDraw) >= 0.1 else { return }
+        lastDraw = now
+        let elapsed = max(now.timeIntervalSince(phaseStart), 0.001)
+        let rate = Double(done) / elapsed
+        var line = "\(phase): \(Format.bytes(done))"
+        if let total, total > 0 {
+            let pct = min(100, Int(Double(done) * 100 / Double(total)))
+            let remaining = rate > 0 ? Double(total - done) / rate : 0
+            line += " / \(Format.bytes(total)) (\(pct)%)  \(Format.bytes(Int64(rate)))/s  ETA \(Format.duration(remaining))"
+        } else {
+            line += "  \(Format.bytes(Int64(rate)))/s"
+        }
+        FileHandle.standardError.write(Data("\r\u{1B}[2K\(line)".utf8))
+        drawn = true
+    }
+
+    func finish() {
+        guard enabled, drawn else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
+        drawn = false
+    }
+}
+
+enum Format {
+    static func bytes(_ n: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(n)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? "\(s / 3600)h\((s % 3600) / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
+    }
+
+    static func time(_ date: Date) -> String {
+        RFC3339.string(from: date).replacingOccurrences(of: "T", with: " ").prefix(19) + "Z"
+    }
+
+    /// A plain text table: a header, then rows, columns padded to the widest cell.
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        var widths = header.map(\.count)
+        for row in rows {
+            for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) }
+        }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in
+                i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+}

@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import MigsnapCore
+
+extension Migsnap {
+    struct UpgradeCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "upgrade",
+            abstract: "Run `alembic upgrade` with a snapshot before every migration step.",
+            discussion: """
+            Use it instead of `alembic upgrade head`, e.g. as a deployment's release command. \
+            migsnap plans the pending steps from the migration files, and for each one takes a \
+            snapshot keyed to the revision before it (reason pre-upgrade), runs \
+            `alembic upgrade <that revision>`, and checks that the version table moved. If a step \
+            fails, its snapshot is restored atomically and the command exits 1 saying so. \
+            Afterwards old snapshots are pruned per the retention policy.
+
+            TARGET is anything `alembic upgrade` takes: head (default), heads, a revision or a \
+            unique prefix, +N, REV+N, branch@head. Nothing pending: no snapshot is taken.
+            """)
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The revision to upgrade to.")
+        var target: String = "head"
+        @Flag(help: "One snapshot, then a single `alembic upgrade TARGET` (instead of one step at a time).")
+        var once = false
+        @Flag(help: "If a migration fails, leave the database as Alembic left it instead of restoring the step's snapshot.")
+        var noRestoreOnFailure = false
+        @Flag(help: "Do not prune old snapshots afterwards.")
+        var noPrune = false
+        @Flag(help: "Apply migrations that a restore or rollback undid, even though their files are unchanged.")
+        var force = false
+        @Flag(help: "Print the plan and change nothing.")
+        var dryRun = false
+        @OptionGroup var output: JSONOption
+
+        func run() throws {
+            try runReportingErrors {
+                let context = try Context(global)
+                let url = try context.config.databaseURL()
+                let engine = Context.engine(for: url)
+                let options = UpgradeOptions(target: target, once: once, restoreOnFailure: !noRestoreOnFailure, force: force)
+                // A broken policy file must stop the run before any migration, not after.
+                let policy = noPrune ? nil : try context.config.retentionPolicy()
+                let lock = dryRun ? nil : try context.store.lock(purpose: "upgrade \(target)", wait: 10)
+                let operation = UpgradeOperation(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
+                                                 versionTable: context.config.versionTable, alembic: context.alembic(),
+                                                 log: Terminal.err)
+                let plan = try operation.plan(options)
+                if dryRun {
+                    if output.json { try Terminal.printJSON(DryRun(current: plan.current, steps: plan.steps)) } else { Terminal.out(Render.upgradePlan(plan)) }
+                    return
+                }
+                if plan.steps.isEmpty {
+                    let message = "Nothing to do: the database is already at \(Revisions.describe(plan.current)) (target \(target)); no snapshot taken."
+                    if output.json { try Terminal.printJSON(Done(current: plan.current, snapshots: [])) } else { Terminal.out(message) }
+                    return
+                }
+                try context.prepareFirstDeploy(url)
+                let taken = try operation.run(plan, options: options, progress: context.progress())
+                let pruned = try context.pruneAfterUpgrade(policy: policy, protecting: Set(taken.map(\.id)))
+                withExtendedLifetime(lock) {}
+                let now = try engine.currentRevisions(versionTable: context.config.versionTable)
+                if output.json {
+                    try Terminal.printJSON(Done(current: now, snapshots: taken.map(\.id)))
+                } else {
+                    Terminal.out("Upgraded \(url.redacted) to \(Revisions.describe(now)): \(plan.steps.count) step(s), snapshots \(taken.map(\.id).joined(separator: ", ")).")
+                    if !pruned.isEmpty { Terminal.out("Pruned \(pruned.count) old snapshot(s) per the retention policy.") }
+                }
+            }
+        }
+
+        struct DryRun: Encodable {
+            var current: [String]
+            var steps: [UpgradeStep]
+        }
+
+        struct Done: Encodable {
+            var current: [String]
+            var snapshots: [String]
+        }
+    }
+}
+
+extension Render {
+    static func upgradePlan(_ plan: UpgradePlan) -> String {
+        guard !plan.steps.isEmpty else {
+            return "Nothing to do: the database is already at \(Revisions.describe(plan.current))."
+        }
+        var lines = ["Upgrade plan: \(Revisions.describe(plan.current)) -> \(Revisions.describe(plan.target)), \(plan.steps.count) step(s), a snapshot before each"]
+        for (i, step) in plan.steps.enumerated() {
+            lines.append("  \(i + 1). \(Revisions.describe(step.from)) -> \(step.to)")
+        }
+        lines.append("Dry run: nothing was changed.")
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension Context {
+    func alembic() -> AlembicRunner {
+        AlembicRunner(configuration: config, databaseURLOverride: urlOverride)
+    }
+
+    /// A SQLite file that does not exist yet is an empty database at base (a first deploy): it is
+    /// created empty so that its snapshot can bring it back with `rollback base`.
+    func prepareFirstDeploy(_ url: DatabaseURL) throws {
+        guard case .sqlite(let path) = url, !FileManager.default.fileExists(atPath: path) else { return }
+        Terminal.err("No database at \(path) yet: starting from an empty database at base.")
+        guard FileManager.default.createFile(atPath: path, contents: Data()) else {
+            throw MigsnapError.failed("Cannot create \(path).", hint: "Check that its directory exists and is writable.")
+        }
+    }
+}

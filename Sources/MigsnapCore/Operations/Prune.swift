@@ -1,0 +1,30 @@
+import Foundation
+
+public enum Prune {
+    /// The decision for every snapshot in the store. Pure apart from reading the manifests.
+    public static func plan(store: SnapshotStore, policy: RetentionPolicy, now: Date = Date(),
+                            protected: Set<String> = []) throws -> [RetentionDecision] {
+        Retention.decide(try store.manifests().map(RetentionCandidate.init), policy: policy, now: now, protected: protected)
+    }
+
+    /// Removes the snapshots decided `remove`, each manifest first so that a killed prune never
+    /// leaves a listed snapshot without its file. The caller holds the store lock.
+    public static func apply(_ decisions: [RetentionDecision], store: SnapshotStore) throws -> [Manifest] {
+        let byID = Dictionary(uniqueKeysWithValues: try store.manifests().map { ($0.id, $0) })
+        var removed: [Manifest] = []
+        for decision in decisions where decision.action == .remove {
+            guard let manifest = byID[decision.id] else { continue }
+            try store.remove(manifest)
+            removed.append(manifest)
+        }
+        return removed
+    }
+}
+
+extension Configuration {
+    /// The policy in force: --retention > retention.json beside the config file > built-in default.
+    public func retentionPolicy() throws -> RetentionPolicy {
+        guard let retentionFile else { return .builtInDefault }
+        return try RetentionPolicy.load(path: retentionFile)
+    }
+}

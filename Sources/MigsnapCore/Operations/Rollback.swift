@@ -1,0 +1,87 @@
+import Foundation
+
+/// `rollback TARGET`: the data-preserving counterpart of `alembic downgrade TARGET`. Restores the
+/// newest snapshot keyed to the target revisions; without one, falls back (loudly) to a real
+/// downgrade after a `pre-downgrade` safety snapshot. The caller holds the store lock.
+public struct RollbackOperation {
+    public var engine: DatabaseEngine
+    public var store: SnapshotStore
+    public var graph: RevisionGraph
+    public var versionTable: VersionTable
+    public var alembic: AlembicRunner
+    public var log: (String) -> Void
+
+    public init(engine: DatabaseEngine, store: SnapshotStore, graph: RevisionGraph, versionTable: VersionTable,
+                alembic: AlembicRunner, log: @escaping (String) -> Void) {
+        self.engine = engine
+        self.store = store
+        self.graph = graph
+        self.versionTable = versionTable
+        self.alembic = alembic
+        self.log = log
+    }
+
+    public enum Route {
+        case restore(RestoreOperation, Manifest)
+        case downgrade
+    }
+
+    /// The plan and how it would be carried out. Verifies the snapshot it would restore.
+    public func plan(target: String, allowFallback: Bool, progress: ProgressReporter) throws -> (RestorePlan, Route) {
+        guard try engine.databaseExists() else {
+            throw MigsnapError.invalidInput("No database at \(engine.redactedLocation): there is nothing to roll back.",
+                                            hint: "To bring back a deleted database, `migsnap restore ID` (see `migsnap list`).")
+        }
+        let current = try engine.currentRevisions(versionTable: versionTable)
+        let downgrade = try graph.downgradePlan(current: current, target: target)
+        let candidates = try store.manifests().filter {
+            $0.engine == engine.kind && $0.database == engine.redactedLocation && $0.revisions == downgrade.target
+        }
+        if let manifest = candidates.last {
+            let undone = downgrade.undone
+            let operation = RestoreOperation(store: store, manifest: manifest, engine: engine, versionTable: versionTable,
+                                             safetySnapshot: true, undone: { _, _ in undone })
+            return (try operation.plan(progress: progress), .restore(operation, manifest))
+        }
+        let at = Revisions.describe(downgrade.target)
+        guard allowFallback else {
+            throw MigsnapError.refused("No snapshot of \(engine.redactedLocation) was taken at \(at); refusing to fall back to `alembic downgrade` (--no-fallback).",
+                                       hint: "Run `migsnap list` to see the snapshots, or drop --no-fallback to run Alembic's downgrade().")
+        }
+        let rows = try engine.rowCounts()
+        let plan = RestorePlan(current: current, target: downgrade.target, undone: downgrade.undone, via: .downgrade,
+                               snapshot: nil, discardedRows: [:], rowsNow: rows, rowsInSnapshot: nil,
+                               database: engine.redactedLocation, safetySnapshot: true)
+        return (plan, .downgrade)
+    }
+
+    /// Carries the plan out. Returns the safety snapshot taken first.
+    public func apply(_ plan: RestorePlan, route: Route, target: String, progress: ProgressReporter) throws -> Manifest? {
+        let safety: Manifest?
+        switch route {
+        case .restore(let operation, _):
+            safety = try operation.apply(plan, progress: progress)
+        case .downgrade:
+            log("WARNING: no snapshot at \(Revisions.describe(plan.target)); falling back to Alembic's downgrade(), which restores the schema but NOT deleted rows.")
+            do {
+                safety = try TakeSnapshot.run(engine: engine, store: store, versionTable: versionTable,
+                                              request: SnapshotRequest(reason: .preDowngrade, note: "before alembic downgrade \(target)"),
+                                              progress: progress)
+            } catch let error as MigsnapError {
+                throw error.prefixed("The safety snapshot failed, so Alembic's downgrade did not run")
+            }
+            do {
+                try alembic.run(["downgrade", target])
+            } catch let error as MigsnapError {
+                throw MigsnapError.failed("\(error.message) Snapshot \(safety!.id) holds the state before the downgrade.",
+                                          hint: "`migsnap restore \(safety!.id)` returns to it.")
+            }
+            let now = try engine.currentRevisions(versionTable: versionTable)
+            guard now == plan.target else {
+                throw MigsnapError.failed("After `alembic downgrade \(target)` the database is at \(Revisions.describe(now)), expected \(Revisions.describe(plan.target)).")
+            }
+        }
+        try GuardBook(store: store).record(undone: plan.undone, graph: graph, by: "rollback \(target)")
+        return safety
+    }
+}

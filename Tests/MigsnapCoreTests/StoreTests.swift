@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+@testable import MigsnapCore
+
+@Suite("Snapshot store")
+struct StoreTests {
+    func manifest(_ id: String, created: Date = Date(timeIntervalSince1970: 1_790_000_000)) -> Manifest {
+        Manifest(id: id, createdAt: created, engine: .sqlite, revisions: ["abc"], reason: .manual, rawBytes: 10,
+                 storedBytes: 0, sha256: "", database: "/x.db", file: "\(id).sqlite.gz")
+    }
+
+    func commit(_ store: SnapshotStore, _ m: Manifest, payload: String = "data") throws -> Manifest {
+        let temp = store.temporaryPayloadPath(id: m.id, extension: "sqlite.gz")
+        try payload.write(toFile: temp, atomically: false, encoding: .utf8)
+        return try store.commit(temporaryPayload: temp, manifest: m)
+    }
+
+    @Test func createsPrivateStoreWithGitignore() throws {
+        let dir = TempDir()
+        let store = SnapshotStore(directory: dir.sub("s"))
+        try store.create()
+        #expect(FileSystem.permissions(store.directory) == 0o700)
+        #expect(try String(contentsOfFile: store.path(".gitignore"), encoding: .utf8).contains("*"))
+        let m = try commit(store, manifest("20261126-100000-000"))
+        #expect(FileSystem.permissions(store.payloadPath(m)) == 0o600)
+        #expect(FileSystem.permissions(store.path("\(m.id).json")) == 0o600)
+        #expect(m.storedBytes == 4)
+        #expect(m.sha256 == Hashing.sha256(of: Data("data".utf8)))
+        #expect(try store.manifests() == [m])
+    }
+
+    @Test func resolvesUniquePrefixesAndRejectsOthers() throws {
+        let dir = TempDir()
+        let store = SnapshotStore(directory: dir.path)
+        _ = try commit(store, manifest("20261126-100000-000"))
+        _ = try commit(store, manifest("20261126-110000-000"))
+        _ = try commit(store, manifest("20261127-090000-000"))
+        #expect(try store.resolve("20261127").id == "20261127-090000-000")
+        #expect(try store.resolve("20261126-11").id == "20261126-110000-000")
+        #expect(try store.resolve("20261126-100000-000").id == "20261126-100000-000")
+        for bad in ["2026112", "20261128", "../x", "a/b", "..", "", "abc", "20261126-100000-000-0"] {
+            #expect(throws: MigsnapError.self, "\(bad)") { try store.resolve(bad) }
+        }
+        #expect {
+            try store.resolve("2026112")
+        } throws: { ($0 as? MigsnapError)?.message.contains("ambiguous") == true }
+    }
+
+    @Test func checksumCatchesFlipsAndTruncation() throws {
+        let dir = TempDir()
+        let store = SnapshotStore(directory: dir.path)
+        let m = try commit(store, manifest("20261126-100000-000"), payload: "0123456789")
+        try store.verifyChecksum(m)
+        try "0123456780".write(toFile: store.payloadPath(m), atomically: false, encoding: .utf8)
+        #expect(throws: MigsnapError.verificationFailed("Snapshot \(m.id): checksum mismatch, the file is corrupted.",
+                                                         hint: "Restore another snapshot; `migsnap verify` checks them all.")) {
+            try store.verifyChecksum(m)
+        }
+        try "01234".write(toFile: store.payloadPath(m), atomically: false, encoding: .utf8)
+        #expect { try store.verifyChecksum(m) } throws: { error in
+            if case .verificationFailed(let message, _) = error as? MigsnapError { return message.contains("truncated") }
+            return false
+        }
+    }
+
+    @Test func debrisIsCleanedAndNeverListed() throws {
+        let dir = TempDir()
+        let store = SnapshotStore(directory: dir.path)
+        let kept = try commit(store, manifest("20261126-100000-000"))
+        // A killed snapshot: a temporary payload, and a committed payload whose manifest never came.
+        try "x".write(toFile: store.temporaryPayloadPath(id: "20261126-110000-000", extension: "sqlite.gz"), atomically: false, encoding: .utf8)
+        try "x".write(toFile: store.path("20261126-120000-000.sqlite.gz"), atomically: false, encoding: .utf8)
+        #expect(try store.manifests().map(\.id) == [kept.id])
+        let removed = try store.cleanDebris()
+        #expect(Set(removed) == [".tmp-20261126-110000-000.sqlite.gz", "20261126-120000-000.sqlite.gz"])
+        #expect(FileManager.default.fileExists(atPath: store.payloadPath(kept)))
+        #expect(try store.manifests().map(\.id) == [kept.id])
+    }
+
+    @Test func removeTakesManifestFirst() throws {
+        let dir = TempDir()
+        let store = SnapshotStore(directory: dir.path)
+        let m = try commit(store, manifest("20261126-100000-000"))
+        try store.remove(m)
+        #expect(try store.manifests().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: store.payloadPath(m)))
+    }
+
+    @Test func idsAreSortableUniqueAndIncreasing() throws {
+        let t = Date(timeIntervalSince1970: 1_795_000_000.1234)
+        let a = SnapshotID.make(at: t, after: nil)
+        #expect(a == "20261118-110640-123")
+        let b = SnapshotID.make(at: t, after: a)
+        #expect(b == "20261118-110640-124")
+        let c = SnapshotID.make(at: t.addingTimeInterval(-3600), after: b)
+        #expect(c > b)
+        #expect(SnapshotID.isWellFormed(a) && !SnapshotID.isWellFormed("2026-11-18"))
+    }
+
+    @Test func lockIsExclusiveAndNamesTheHolder() throws {
+        let dir = TempDir()
+        let store = SnapshotStore(directory: dir.path)
+        var first: FileLock? = try store.lock(purpose: "upgrade")
+        #expect {
+            try store.lock(purpose: "prune", wait: 0.2)
+        } throws: { error in
+            guard case .refused(let message, _) = error as? MigsnapError else { return false }
+            return message.contains("upgrade") && message.contains("pid")
+        }
+        first = nil
+        _ = first
+        let second = try store.lock(purpose: "prune", wait: 0.2)
+        _ = second
+    }
+
+    @Test func manifestJSONHasTheContractKeys() throws {
+        var m = manifest("20261126-100000-000", created: Date(timeIntervalSince1970: 1_795_000_000.5))
+        m.targetRevision = nil
+        let data = try JSON.encoder().encode(m)
+        let object = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        for key in ["id", "created_at", "engine", "revisions", "reason", "target_revision", "raw_bytes", "stored_bytes",
+                    "sha256", "pinned", "tags", "database", "format_version"] {
+            #expect(object[key] != nil, "missing \(key)")
+        }
+        #expect(object["target_revision"] is NSNull)
+        #expect(object["created_at"] as? String == "2026-11-18T11:06:40.500Z")
+        #expect(try JSON.decoder().decode(Manifest.self, from: data) == m)
+    }
+}
