@@ -18,10 +18,14 @@ final class DatabaseSwap {
         self.admin = admin
         self.live = live
         self.context = context
-        debrisPrefix = "migsnap_" + String(stableHash(live), radix: 16)
+        debrisPrefix = Self.debrisPrefix(live)
         let run = String(UInt32.random(in: .min ... .max), radix: 16)
         scratch = "\(debrisPrefix)_new_\(run)"
         old = "\(debrisPrefix)_old_\(run)"
+    }
+
+    static func debrisPrefix(_ live: String) -> String {
+        "migsnap_" + String(stableHash(live), radix: 16)
     }
 
     private var forceDrop: String { admin.serverVersionNumber >= 130_000 ? " WITH (FORCE)" : "" }

@@ -64,7 +64,7 @@ struct SnapshotRestoreTests {
         #expect(try db.sql("SELECT to_regclass('public.added') IS NULL, to_regnamespace('extra') IS NULL") == ["t"])
         #expect(try db.sql("SELECT extname FROM pg_extension ORDER BY 1") == ["citext", "plpgsql"])
         #expect(try db.sql("SELECT count(*) FROM app.orders") == ["300"])
-        #expect(try db.sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'migsnap\\_%'") == ["0"])
+        #expect(try db.sql("SELECT count(*) FROM pg_database WHERE starts_with(datname, '\(DatabaseSwap.debrisPrefix(db.name))')") == ["0"])
     }
 
     @Test("a snapshot is a 0600 pg_dump custom archive whose revisions inspect reads back")
