@@ -44,9 +44,10 @@ extension Migsnap {
                 let operation = RestoreOperation(
                     store: context.store, manifest: manifest, engine: engine, versionTable: context.config.versionTable,
                     safetySnapshot: !noSafetySnapshot && to == nil, undone: context.undoneMigrations)
-                let plan = try operation.plan(progress: context.progress())
+                let prepared = try operation.prepare(progress: context.progress())
+                let plan = prepared.plan
                 try Render.execute(plan: plan, manifest: manifest, confirm: confirm, json: output.json) {
-                    let safety = try context.withDatabaseLock(engine) { try operation.apply(plan, progress: context.progress()) }
+                    let safety = try context.withDatabaseLock(engine) { try operation.apply(prepared, progress: context.progress()) }
                     if to == nil {
                         try GuardBook(store: context.store).record(undone: plan.undone, graph: context.graphIfAvailable(),
                                                                    by: "restore \(manifest.id)")

@@ -51,7 +51,7 @@ extension Migsnap {
                     Terminal.warn("No snapshot at \(Revisions.describe(plan.target)): this rollback runs Alembic's downgrade(), which brings back the schema but NOT deleted rows.")
                 }
                 var manifest: Manifest?
-                if case .restore(_, let m) = route { manifest = m }
+                if case .restore(let operation, _) = route { manifest = operation.manifest }
                 try Render.execute(plan: plan, manifest: manifest, confirm: confirm, json: output.json) {
                     try context.withDatabaseLock(engine) {
                         try operation.apply(plan, route: route, target: target, progress: context.progress())

@@ -75,9 +75,37 @@ public protocol DatabaseEngine: AnyObject {
     /// Row counts come back where the engine can count without touching the live database.
     func inspect(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> PayloadContent
 
-    /// Replaces the live database with the payload, atomically: afterwards the database is either
-    /// entirely as before or entirely the payload, also if the process is killed mid-way.
-    /// The payload's checksum was verified by the caller; the engine verifies content before
-    /// touching the live database and checks that the result holds `expectedRevisions`.
-    func restore(payload: URL, expectedRevisions: [String], versionTable: VersionTable, progress: ProgressReporter) throws
+    /// Decompresses and verifies the payload into a staged copy beside the live database
+    /// (SQLite: a staging file in the same directory; PostgreSQL: a scratch database), without
+    /// touching the live database. Content problems are `.verificationFailed`.
+    func stageRestore(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore
+}
+
+/// A verified copy of a snapshot, ready to replace the live database. Dropped when released
+/// without `commit`, so a plan that is declined or fails leaves nothing behind.
+public protocol StagedRestore: AnyObject {
+    /// What the staged copy holds: its revisions, and row counts where the engine can count them.
+    var content: PayloadContent { get }
+    /// Replaces the live database with the staged copy, atomically: afterwards the database is
+    /// either entirely as before or entirely the copy, also if the process is killed mid-way.
+    func commit(progress: ProgressReporter) throws
+}
+
+extension DatabaseEngine {
+    /// Stages, checks that the copy holds `expectedRevisions`, swaps it in and checks the result.
+    public func restore(payload: URL, expectedRevisions: [String], versionTable: VersionTable, progress: ProgressReporter) throws {
+        let staged = try stageRestore(payload: payload, versionTable: versionTable, progress: progress)
+        let expected = expectedRevisions.sorted()
+        guard staged.content.revisions == expected else {
+            throw MigsnapError.verificationFailed(
+                "\(payload.lastPathComponent) holds revision(s) \(Revisions.describe(staged.content.revisions)), expected \(Revisions.describe(expected)); the database was not changed.")
+        }
+        try staged.commit(progress: progress)
+        let after = try currentRevisions(versionTable: versionTable)
+        guard after == expected else {
+            throw MigsnapError.failed(
+                "After the restore \(redactedLocation) is at \(Revisions.describe(after)), not \(Revisions.describe(expected)).",
+                hint: "Check who else writes to the database, then run `migsnap verify` and restore again.")
+        }
+    }
 }

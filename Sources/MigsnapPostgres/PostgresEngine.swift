@@ -163,15 +163,10 @@ public final class PostgresEngine: DatabaseEngine {
 
     // MARK: Restore
 
-    public func restore(payload: URL, expectedRevisions: [String], versionTable: VersionTable, progress: ProgressReporter) throws {
+    public func stageRestore(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore {
         let admin = try Connection(maintenanceTarget)
         let tools = try ClientTools.find(serverVersion: admin.serverVersionNumber)
-        let content = try inspect(payload: payload, versionTable: versionTable, tools: tools, progress: progress)
-        let expected = expectedRevisions.sorted()
-        guard content.revisions == expected else {
-            throw MigsnapError.verificationFailed(
-                "\(payload.lastPathComponent) holds revision(s) \(Self.describe(content.revisions)), not \(Self.describe(expected)); the database was not changed.")
-        }
+        _ = try inspect(payload: payload, versionTable: versionTable, tools: tools, progress: progress)
         let swap = DatabaseSwap(admin: admin, live: databaseName, context: target.redacted)
         try swap.dropDebris()
         try swap.createScratch()
@@ -186,22 +181,36 @@ public final class PostgresEngine: DatabaseEngine {
                 throw MigsnapError.failed("pg_restore into a scratch copy failed: \(output.reason)",
                                           hint: "The database \(target.redacted) was not changed.")
             }
-            let loaded = try readRevisions(Connection(target.with(database: swap.scratch)), versionTable)
-            guard loaded == expected else {
-                throw MigsnapError.verificationFailed(
-                    "The restored copy holds revision(s) \(Self.describe(loaded)), not \(Self.describe(expected)); the database was not changed.")
-            }
-            try swap.swapIn()
+            let copy = PostgresEngine(target: target.with(database: swap.scratch))
+            let content = PayloadContent(revisions: try copy.currentRevisions(versionTable: versionTable), rowCounts: try copy.rowCounts())
+            return PostgresStagedRestore(swap: swap, content: content)
         } catch {
+            progress.finish()
             swap.dropScratch()
             throw error
         }
-        swap.dropOld()
-        let result = try currentRevisions(versionTable: versionTable)
-        guard result == expected else {
-            throw MigsnapError.failed(
-                "After the restore \(target.redacted) is at \(Self.describe(result)), not \(Self.describe(expected)).",
-                hint: "Check who else writes to the database; run migsnap restore again.")
+    }
+
+    /// A verified copy in a scratch database, swapped in by renaming (see the type's comment).
+    final class PostgresStagedRestore: StagedRestore {
+        let swap: DatabaseSwap
+        let content: PayloadContent
+        private var committed = false
+
+        init(swap: DatabaseSwap, content: PayloadContent) {
+            self.swap = swap
+            self.content = content
+        }
+
+        func commit(progress: ProgressReporter) throws {
+            guard !committed else { return }
+            try swap.swapIn()
+            committed = true
+            swap.dropOld()
+        }
+
+        deinit {
+            if !committed { swap.dropScratch() }
         }
     }
 

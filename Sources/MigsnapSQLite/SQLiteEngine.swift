@@ -96,37 +96,52 @@ public final class SQLiteEngine: DatabaseEngine {
         }
     }
 
-    public func restore(payload: URL, expectedRevisions: [String], versionTable: VersionTable, progress: ProgressReporter) throws {
+    public func stageRestore(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore {
         defer { progress.finish() }
         try Self.checkSchema(versionTable)
-        let expected = expectedRevisions.sorted()
         let staging = Self.stagingPath(besideDatabase: path)
-        defer { Self.removeDatabaseFiles(staging) }
-        let liveExists = try databaseExists()
-
-        // Everything about the payload is checked before the live database is opened.
         do {
+            // Everything about the payload is checked before the live database is opened.
             let image = try Self.verifiedImage(of: payload, at: staging, progress: progress)
-            let found = try Self.onImage(payload) { try Self.revisions(in: image, versionTable) }
-            guard found == expected else {
-                throw MigsnapError.verificationFailed(
-                    "the snapshot holds revision(s) \(Self.describe(found)), expected \(Self.describe(expected)); "
-                        + "the live database was not touched")
+            let content = try Self.onImage(payload) {
+                PayloadContent(revisions: try Self.revisions(in: image, versionTable), rowCounts: try Self.rowCounts(in: image))
             }
-            if liveExists {
-                try copy(image, intoLiveDatabase: progress)
-            }
+            return SQLiteStagedRestore(engine: self, staging: staging, image: image, content: content)
+        } catch {
+            Self.removeDatabaseFiles(staging)
+            throw error
         }
-        if !liveExists {
-            try moveIntoPlace(staging)
+    }
+
+    /// A verified image in a staging file beside the live database.
+    final class SQLiteStagedRestore: StagedRestore {
+        let engine: SQLiteEngine
+        let staging: String
+        private var image: Connection?
+        let content: PayloadContent
+
+        init(engine: SQLiteEngine, staging: String, image: Connection, content: PayloadContent) {
+            self.engine = engine
+            self.staging = staging
+            self.image = image
+            self.content = content
         }
 
-        let after = try currentRevisions(versionTable: versionTable)
-        guard after == expected else {
-            throw MigsnapError.failed(
-                "the database at \(path) was restored, but its version table reads \(Self.describe(after)) "
-                    + "instead of \(Self.describe(expected))",
-                hint: "Run `migsnap verify` on the snapshot and check the database by hand.")
+        func commit(progress: ProgressReporter) throws {
+            defer { progress.finish() }
+            guard let image else { return }
+            if try engine.databaseExists() {
+                try engine.copy(image, intoLiveDatabase: progress)
+                self.image = nil
+            } else {
+                self.image = nil
+                try engine.moveIntoPlace(staging)
+            }
+        }
+
+        deinit {
+            image = nil
+            SQLiteEngine.removeDatabaseFiles(staging)
         }
     }
 
@@ -147,7 +162,7 @@ public final class SQLiteEngine: DatabaseEngine {
     /// Copies the verified image over the live database in one write transaction: SQLite's journal
     /// or WAL makes it atomic and crash-safe, and other connections see all-old or all-new.
     /// Writing into the existing file keeps its inode, permissions and owner.
-    private func copy(_ image: Connection, intoLiveDatabase progress: ProgressReporter) throws {
+    fileprivate func copy(_ image: Connection, intoLiveDatabase progress: ProgressReporter) throws {
         try onLive {
             let live = try Connection(path: path, mode: .readWrite)
             let liveMode = try live.scalar("PRAGMA journal_mode")?.lowercased()
@@ -173,7 +188,7 @@ public final class SQLiteEngine: DatabaseEngine {
     }
 
     /// Puts the image where there is no database (a deleted file is one of the losses to undo).
-    private func moveIntoPlace(_ staging: String) throws {
+    fileprivate func moveIntoPlace(_ staging: String) throws {
         // A -wal or -journal left by the deleted database would be replayed into the new file.
         for suffix in ["-wal", "-shm", "-journal"] {
             unlink(path + suffix)
@@ -261,10 +276,6 @@ public final class SQLiteEngine: DatabaseEngine {
         "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
-    private static func describe(_ revisions: [String]) -> String {
-        revisions.isEmpty ? "(base)" : revisions.joined(separator: ", ")
-    }
-
     // MARK: - Errors
 
     /// Runs `body` against the live database and says what a SQLite failure means for it.
@@ -326,7 +337,7 @@ public final class SQLiteEngine: DatabaseEngine {
     }
 
     /// A scratch database and the files SQLite may have made beside it.
-    private static func removeDatabaseFiles(_ path: String) {
+    fileprivate static func removeDatabaseFiles(_ path: String) {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             unlink(path + suffix)
         }

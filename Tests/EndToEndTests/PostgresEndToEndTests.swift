@@ -102,6 +102,8 @@ struct PostgresEndToEndTests {
         #expect(plan["via"] as? String == "restore")
         #expect(plan["undone"] as? [String] == ["0003"])
         #expect(plan["current"] as? [String] == ["0003"])
+        #expect((plan["rows_in_snapshot"] as? [String: Int])?["public.customers"] == 10, "counted in the staged copy")
+        #expect((plan["rows_now"] as? [String: Int])?["public.customers"] == 7)
 
         try p.ok("rollback", "--yes")
         expectSameState(try db.state(), before)

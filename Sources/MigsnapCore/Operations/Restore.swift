@@ -56,16 +56,16 @@ public struct RestorePlan: Codable, Sendable, Equatable {
     }
 }
 
-public struct RestoreOutcome: Sendable {
+/// A restore that is verified and staged, waiting for confirmation. Released without `apply`,
+/// the staged copy is dropped and nothing has changed.
+public struct PreparedRestore {
     public var plan: RestorePlan
-    /// The `pre-restore` snapshot taken of the state that was replaced, if any.
-    public var safetySnapshot: Manifest?
-    /// False for a dry run.
-    public var applied: Bool
+    let staged: StagedRestore
 }
 
-/// A snapshot restore, in DESIGN.md's order: verify (checksum, content), plan, confirm, safety
-/// snapshot, atomic swap, check. The caller holds the store lock.
+/// A snapshot restore, in DESIGN.md's order: verify (checksum, then a full read into a staged
+/// copy beside the live database), plan, confirm, safety snapshot, atomic swap of the staged copy,
+/// check. The caller holds the store lock.
 public struct RestoreOperation {
     public var store: SnapshotStore
     public var manifest: Manifest
@@ -86,29 +86,41 @@ public struct RestoreOperation {
         self.undone = undone
     }
 
-    /// Verifies the snapshot and computes the plan; changes nothing.
-    public func plan(progress: ProgressReporter) throws -> RestorePlan {
+    /// Verifies the snapshot into a staged copy and computes the plan; the live database is not touched.
+    public func prepare(progress: ProgressReporter) throws -> PreparedRestore {
         guard manifest.engine == engine.kind else {
             throw MigsnapError.invalidInput(
                 "Snapshot \(manifest.id) is a \(manifest.engine.rawValue) snapshot; \(engine.redactedLocation) is a \(engine.kind.rawValue) database.")
         }
-        let content = try VerifySnapshot.run(manifest, store: store, engine: engine, versionTable: versionTable, progress: progress)
+        try store.verifyChecksum(manifest) { done in progress.update(phase: "checksum", done: done, total: manifest.storedBytes) }
+        progress.finish()
+        let staged: StagedRestore
+        do {
+            staged = try engine.stageRestore(payload: URL(fileURLWithPath: store.payloadPath(manifest)), versionTable: versionTable, progress: progress)
+        } catch let error as MigsnapError {
+            throw error.prefixed("Snapshot \(manifest.id)")
+        }
+        guard staged.content.revisions == manifest.revisions else {
+            throw MigsnapError.verificationFailed(
+                "Snapshot \(manifest.id) holds revision(s) \(Revisions.describe(staged.content.revisions)) but its manifest says \(Revisions.describe(manifest.revisions)).")
+        }
         let exists = try engine.databaseExists()
         let current = exists ? try engine.currentRevisions(versionTable: versionTable) : []
         let rowsNow = exists ? try engine.rowCounts() : [:]
-        return RestorePlan(
+        let plan = RestorePlan(
             current: current, target: manifest.revisions, undone: try undone(current, manifest.revisions),
             via: .restore, snapshot: manifest.id,
-            discardedRows: RestorePlan.discarded(now: rowsNow, snapshot: content.rowCounts),
-            rowsNow: rowsNow, rowsInSnapshot: content.rowCounts, database: engine.redactedLocation,
+            discardedRows: RestorePlan.discarded(now: rowsNow, snapshot: staged.content.rowCounts),
+            rowsNow: rowsNow, rowsInSnapshot: staged.content.rowCounts, database: engine.redactedLocation,
             safetySnapshot: safetySnapshot && exists)
+        return PreparedRestore(plan: plan, staged: staged)
     }
 
     /// Takes the safety snapshot (unless disabled or there is nothing to save), then swaps the
-    /// snapshot in and checks the result.
-    public func apply(_ plan: RestorePlan, progress: ProgressReporter) throws -> Manifest? {
+    /// staged copy in and checks the result.
+    public func apply(_ prepared: PreparedRestore, progress: ProgressReporter) throws -> Manifest? {
         var safety: Manifest?
-        if plan.safetySnapshot {
+        if prepared.plan.safetySnapshot {
             do {
                 safety = try TakeSnapshot.run(engine: engine, store: store, versionTable: versionTable,
                                               request: SnapshotRequest(reason: .preRestore, note: "before restoring \(manifest.id)"),
@@ -118,14 +130,11 @@ public struct RestoreOperation {
             }
         }
         do {
-            try engine.restore(payload: URL(fileURLWithPath: store.payloadPath(manifest)), expectedRevisions: manifest.revisions,
-                               versionTable: versionTable, progress: progress)
+            try prepared.staged.commit(progress: progress)
         } catch let error as MigsnapError {
-            progress.finish()
             let saved = safety.map { " The state before is saved as snapshot \($0.id)." } ?? ""
             throw error.prefixed("Restore of \(manifest.id) failed; the database was left as it was.\(saved)")
         }
-        progress.finish()
         let now = try engine.currentRevisions(versionTable: versionTable)
         guard now == manifest.revisions else {
             throw MigsnapError.failed(

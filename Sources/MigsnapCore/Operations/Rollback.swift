@@ -22,7 +22,7 @@ public struct RollbackOperation {
     }
 
     public enum Route {
-        case restore(RestoreOperation, Manifest)
+        case restore(RestoreOperation, PreparedRestore)
         case downgrade
     }
 
@@ -41,7 +41,8 @@ public struct RollbackOperation {
             let undone = downgrade.undone
             let operation = RestoreOperation(store: store, manifest: manifest, engine: engine, versionTable: versionTable,
                                              safetySnapshot: true, undone: { _, _ in undone })
-            return (try operation.plan(progress: progress), .restore(operation, manifest))
+            let prepared = try operation.prepare(progress: progress)
+            return (prepared.plan, .restore(operation, prepared))
         }
         let at = Revisions.describe(downgrade.target)
         guard allowFallback else {
@@ -59,8 +60,8 @@ public struct RollbackOperation {
     public func apply(_ plan: RestorePlan, route: Route, target: String, progress: ProgressReporter) throws -> Manifest? {
         let safety: Manifest?
         switch route {
-        case .restore(let operation, _):
-            safety = try operation.apply(plan, progress: progress)
+        case .restore(let operation, let prepared):
+            safety = try operation.apply(prepared, progress: progress)
         case .downgrade:
             log("WARNING: no snapshot at \(Revisions.describe(plan.target)); falling back to Alembic's downgrade(), which restores the schema but NOT deleted rows.")
             do {
