@@ -43,10 +43,10 @@ extension Migsnap {
                 let context = try Context(global)
                 let engine = try context.liveEngine()
                 let lock = try context.store.lock(purpose: "rollback \(target)", wait: 10)
-                let operation = RollbackOperation(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
+                let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
                                                   versionTable: context.config.versionTable, alembic: context.alembic(),
                                                   log: Terminal.err)
-                let (plan, route) = try operation.plan(target: target, allowFallback: !noFallback, progress: context.progress())
+                let (plan, route) = try operation.rollbackPlan(target: target, allowFallback: !noFallback, progress: context.progress())
                 if plan.via == .downgrade {
                     Terminal.warn("No snapshot at \(Revisions.describe(plan.target)): this rollback runs Alembic's downgrade(), which brings back the schema but NOT deleted rows.")
                 }
@@ -54,7 +54,7 @@ extension Migsnap {
                 if case .restore(let operation, _) = route { manifest = operation.manifest }
                 try Render.execute(plan: plan, manifest: manifest, confirm: confirm, json: output.json) {
                     try context.withDatabaseLock(engine) {
-                        try operation.apply(plan, route: route, target: target, progress: context.progress())
+                        try operation.rollback(plan, route: route, target: target, progress: context.progress())
                     }
                 }
                 withExtendedLifetime(lock) {}

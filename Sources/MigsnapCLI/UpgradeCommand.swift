@@ -43,10 +43,10 @@ extension Migsnap {
                 // A broken policy file must stop the run before any migration, not after.
                 let policy = noPrune ? nil : try context.config.retentionPolicy()
                 let lock = dryRun ? nil : try context.store.lock(purpose: "upgrade \(target)", wait: 10)
-                let operation = UpgradeOperation(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
+                let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
                                                  versionTable: context.config.versionTable, alembic: context.alembic(),
                                                  log: Terminal.err)
-                let plan = try operation.plan(options)
+                let plan = try operation.upgradePlan(options)
                 if dryRun {
                     if output.json { try Terminal.printJSON(DryRun(current: plan.current, steps: plan.steps)) } else { Terminal.out(Render.upgradePlan(plan)) }
                     return
@@ -58,7 +58,7 @@ extension Migsnap {
                 }
                 try context.prepareFirstDeploy(url)
                 let taken = try context.withDatabaseLock(engine) {
-                    try operation.run(plan, options: options, progress: context.progress())
+                    try operation.upgrade(plan, options: options, progress: context.progress())
                 }
                 let pruned = try context.pruneAfterUpgrade(policy: policy, protecting: Set(taken.map(\.id)))
                 withExtendedLifetime(lock) {}

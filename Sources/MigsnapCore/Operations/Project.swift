@@ -16,3 +16,25 @@ extension RevisionGraph {
         return (try? topologicalSort(gone, heads: known)) ?? sortedByLoadOrder(gone).reversed()
     }
 }
+
+/// One run against an Alembic project's database: what `upgrade` and `rollback` both need.
+/// The caller holds the store lock for the whole run.
+public struct MigrationRun {
+    public var engine: DatabaseEngine
+    public var store: SnapshotStore
+    public var graph: RevisionGraph
+    public var versionTable: VersionTable
+    public var alembic: AlembicRunner
+    /// Human progress lines ("step 1/3: …"), for stderr.
+    public var log: (String) -> Void
+
+    public init(engine: DatabaseEngine, store: SnapshotStore, graph: RevisionGraph, versionTable: VersionTable,
+                alembic: AlembicRunner, log: @escaping (String) -> Void) {
+        self.engine = engine
+        self.store = store
+        self.graph = graph
+        self.versionTable = versionTable
+        self.alembic = alembic
+        self.log = log
+    }
+}

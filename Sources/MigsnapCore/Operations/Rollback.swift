@@ -1,33 +1,17 @@
 import Foundation
 
+/// How a rollback is carried out: restoring a snapshot, or Alembic's downgrade.
+public enum RollbackRoute {
+    case restore(RestoreOperation, PreparedRestore)
+    case downgrade
+}
+
 /// `rollback TARGET`: the data-preserving counterpart of `alembic downgrade TARGET`. Restores the
 /// newest snapshot keyed to the target revisions; without one, falls back (loudly) to a real
 /// downgrade after a `pre-downgrade` safety snapshot. The caller holds the store lock.
-public struct RollbackOperation {
-    public var engine: DatabaseEngine
-    public var store: SnapshotStore
-    public var graph: RevisionGraph
-    public var versionTable: VersionTable
-    public var alembic: AlembicRunner
-    public var log: (String) -> Void
-
-    public init(engine: DatabaseEngine, store: SnapshotStore, graph: RevisionGraph, versionTable: VersionTable,
-                alembic: AlembicRunner, log: @escaping (String) -> Void) {
-        self.engine = engine
-        self.store = store
-        self.graph = graph
-        self.versionTable = versionTable
-        self.alembic = alembic
-        self.log = log
-    }
-
-    public enum Route {
-        case restore(RestoreOperation, PreparedRestore)
-        case downgrade
-    }
-
+extension MigrationRun {
     /// The plan and how it would be carried out. Verifies the snapshot it would restore.
-    public func plan(target: String, allowFallback: Bool, progress: ProgressReporter) throws -> (RestorePlan, Route) {
+    public func rollbackPlan(target: String, allowFallback: Bool, progress: ProgressReporter) throws -> (RestorePlan, RollbackRoute) {
         guard try engine.databaseExists() else {
             throw MigsnapError.invalidInput("No database at \(engine.redactedLocation): there is nothing to roll back.",
                                             hint: "To bring back a deleted database, `migsnap restore ID` (see `migsnap list`).")
@@ -57,7 +41,7 @@ public struct RollbackOperation {
     }
 
     /// Carries the plan out. Returns the safety snapshot taken first.
-    public func apply(_ plan: RestorePlan, route: Route, target: String, progress: ProgressReporter) throws -> Manifest? {
+    public func rollback(_ plan: RestorePlan, route: RollbackRoute, target: String, progress: ProgressReporter) throws -> Manifest? {
         let safety: Manifest?
         switch route {
         case .restore(let operation, let prepared):

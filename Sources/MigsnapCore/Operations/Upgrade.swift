@@ -26,27 +26,9 @@ public struct UpgradeOptions: Sendable {
 
 /// `alembic upgrade` with a snapshot before every step. Alembic has no hook that runs before a
 /// step (`on_version_apply` runs after it, inside its transaction), so the steps are planned here
-/// and Alembic is run once per step. The caller holds the store lock for the whole run.
-public struct UpgradeOperation {
-    public var engine: DatabaseEngine
-    public var store: SnapshotStore
-    public var graph: RevisionGraph
-    public var versionTable: VersionTable
-    public var alembic: AlembicRunner
-    /// Human progress lines ("step 1/3: …"), for stderr.
-    public var log: (String) -> Void
-
-    public init(engine: DatabaseEngine, store: SnapshotStore, graph: RevisionGraph, versionTable: VersionTable,
-                alembic: AlembicRunner, log: @escaping (String) -> Void) {
-        self.engine = engine
-        self.store = store
-        self.graph = graph
-        self.versionTable = versionTable
-        self.alembic = alembic
-        self.log = log
-    }
-
-    public func plan(_ options: UpgradeOptions) throws -> UpgradePlan {
+/// and Alembic is run once per step.
+extension MigrationRun {
+    public func upgradePlan(_ options: UpgradeOptions) throws -> UpgradePlan {
         let current = try engine.databaseExists() ? engine.currentRevisions(versionTable: versionTable) : []
         let target = try graph.resolveUpgradeTarget(options.target, current: current)
         let steps = try graph.upgradeSteps(current: current, targets: target)
@@ -69,7 +51,7 @@ public struct UpgradeOperation {
 
     /// Runs the plan. Returns the snapshots taken. On a failed step the step's snapshot is
     /// restored (unless disabled) and the error says where the database is.
-    public func run(_ plan: UpgradePlan, options: UpgradeOptions, progress: ProgressReporter) throws -> [Manifest] {
+    public func upgrade(_ plan: UpgradePlan, options: UpgradeOptions, progress: ProgressReporter) throws -> [Manifest] {
         try checkGuards(plan, force: options.force)
         var taken: [Manifest] = []
         let batches: [(from: [String], to: String, argument: String)] = options.once
