@@ -52,3 +52,13 @@ extension Context {
         return try postgres.withAdvisoryLock(wait: 10, body)
     }
 }
+
+extension Context {
+    /// Removes staging files that a killed restore left beside a SQLite database. Called with the
+    /// store lock held, so no restore of this store is using them.
+    func cleanDatabaseDebris(_ engine: DatabaseEngine) {
+        if let sqlite = engine as? SQLiteEngine {
+            SQLiteEngine.cleanDebris(besideDatabase: sqlite.path)
+        }
+    }
+}

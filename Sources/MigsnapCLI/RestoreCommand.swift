@@ -41,6 +41,7 @@ extension Migsnap {
                 let lock = try context.store.lock(purpose: "restore")
                 let manifest = try id.map(context.store.resolve) ?? context.newestSnapshot(atRevision: revision!)
                 let engine = try to.map { Context.engine(for: try DatabaseURL.parse($0)) } ?? context.liveEngine()
+                context.cleanDatabaseDebris(engine)
                 let operation = RestoreOperation(
                     store: context.store, manifest: manifest, engine: engine, versionTable: context.config.versionTable,
                     safetySnapshot: !noSafetySnapshot && to == nil, undone: context.undoneMigrations)

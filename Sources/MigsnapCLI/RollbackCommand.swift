@@ -43,6 +43,7 @@ extension Migsnap {
                 let context = try Context(global)
                 let engine = try context.liveEngine()
                 let lock = try context.store.lock(purpose: "rollback \(target)", wait: 10)
+                context.cleanDatabaseDebris(engine)
                 let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
                                                   versionTable: context.config.versionTable, alembic: context.alembic(),
                                                   log: Terminal.err)

@@ -56,6 +56,7 @@ extension Migsnap {
                     if output.json { try Terminal.printJSON(Done(current: plan.current, snapshots: [])) } else { Terminal.out(message) }
                     return
                 }
+                context.cleanDatabaseDebris(engine)
                 try context.prepareFirstDeploy(url)
                 let taken = try context.withDatabaseLock(engine) {
                     try operation.upgrade(plan, options: options, progress: context.progress())

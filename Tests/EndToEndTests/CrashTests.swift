@@ -72,6 +72,10 @@ struct CrashTests {
         #expect(listed.allSatisfy { ($0["id"] as? String) != nil })
         let verify = try p.migsnap("verify")
         #expect(verify.status == 0, "\(verify.output)")
+        // The next restore removes the staging files that killed ones left beside the database.
+        try p.ok("restore", a, "--yes", "--no-safety-snapshot")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: p.dir).filter { $0.contains("migsnap-staging") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
     }
 
     @Test func killedSnapshotsLeaveNothingHalfListed() throws {

@@ -67,6 +67,17 @@ struct UpgradeRollbackTests {
         #expect(unknown.status == 64)
     }
 
+    @Test func onceTakesOneSnapshotForTheWholeUpgrade() throws {
+        let p = try Project()
+        try p.ok("upgrade", "0001")
+        try p.ok("upgrade", "--once")
+        let manifests = try p.manifests()
+        #expect(manifests.count == 2)
+        #expect(p.revisionsOf(manifests[1]) == ["0001"])
+        #expect(manifests[1]["target_revision"] as? String == "0003")
+        #expect(try p.alembic("current").stdout.contains("0003"))
+    }
+
     @Test func upgradeDryRunJSON() throws {
         let p = try Project()
         try p.ok("upgrade", "0001")
