@@ -202,3 +202,18 @@ struct SQLiteSliceTests {
         #expect(s["database"] as? String == p.database)
     }
 }
+
+@Suite("Version tables configured in env.py")
+struct VersionTableTests {
+    @Test func aCustomVersionTableIsReadWhenNamed() throws {
+        let p = try Project()
+        _ = try p.sqlite("CREATE TABLE my_versions (version_num VARCHAR(32) NOT NULL); INSERT INTO my_versions VALUES ('abc'), ('def'); CREATE TABLE t (x);")
+        let named = try #require(try p.json(try p.ok("snapshot", "--version-table", "my_versions", "--json").stdout) as? [String: Any])
+        #expect(named["revisions"] as? [String] == ["abc", "def"], "several rows are several heads")
+        let unnamed = try #require(try p.json(try p.ok("snapshot", "--json").stdout) as? [String: Any])
+        #expect(unnamed["revisions"] as? [String] == [], "no alembic_version table is base")
+        #expect(try p.ok("list", "--revision", "abc", "--json").stdout.contains(named["id"] as! String))
+        let bad = try p.migsnap("snapshot", "--version-table", "my_versions", "--version-table-schema", "other")
+        #expect(bad.status == 2, "\(bad.output)")
+    }
+}
