@@ -62,3 +62,13 @@ extension Context {
         }
     }
 }
+
+extension Context {
+    /// Warns about each damaged manifest on stderr and returns the readable ones.
+    func reportingDamage(_ scan: (manifests: [Manifest], damaged: [(file: String, problem: String)])) -> [Manifest] {
+        for damaged in scan.damaged {
+            Terminal.warn("\(damaged.problem); it is left out. `migsnap verify` fails until it is moved away.")
+        }
+        return scan.manifests
+    }
+}

@@ -17,7 +17,7 @@ extension Migsnap {
         func run() throws {
             try runReportingErrors {
                 let context = try Context(global)
-                var manifests = try context.store.manifests()
+                var manifests = try context.reportingDamage(context.store.scan())
                 if let revision {
                     manifests = manifests.filter { $0.revisions.contains { $0.hasPrefix(revision) } || (revision == "base" && $0.revisions.isEmpty) }
                 }

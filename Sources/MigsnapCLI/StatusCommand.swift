@@ -54,7 +54,7 @@ extension Migsnap {
                 let url = try context.config.databaseURL()
                 let engine = Context.engine(for: url)
                 let exists = try engine.databaseExists()
-                let manifests = try context.store.manifests()
+                let manifests = try context.reportingDamage(context.store.scan())
                 let current = exists ? try engine.currentRevisions(versionTable: context.config.versionTable) : []
                 // Without migration files (only --url and --store), status still reports the rest.
                 let graph = context.config.scriptLocation == nil ? nil : try context.config.revisionGraph()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import MigsnapCore
 
 extension Migsnap {
@@ -26,8 +27,15 @@ extension Migsnap {
         func run() throws {
             try runReportingErrors {
                 let context = try Context(global)
-                let manifests = ids.isEmpty ? try context.store.manifests() : try ids.map(context.store.resolve)
+                let scan = try context.store.scan()
+                let manifests = ids.isEmpty ? scan.manifests : try ids.map(context.store.resolve)
                 var results: [Result] = []
+                if ids.isEmpty {
+                    for damaged in scan.damaged {
+                        results.append(Result(id: (damaged.file as NSString).lastPathComponent, ok: false, error: damaged.problem))
+                        if !output.json { Terminal.out("FAILED  \(damaged.problem)") }
+                    }
+                }
                 for m in manifests {
                     do {
                         try VerifySnapshot.run(m, store: context.store, engine: context.engineForReading(m),
@@ -41,7 +49,7 @@ extension Migsnap {
                 }
                 if output.json {
                     try Terminal.printJSON(results)
-                } else if manifests.isEmpty {
+                } else if results.isEmpty {
                     Terminal.out("No snapshots to verify in \(context.store.directory).")
                 }
                 let failed = results.filter { !$0.ok }.count

@@ -56,9 +56,15 @@ public final class SnapshotStore {
 
     // MARK: Reading
 
-    /// Every complete snapshot, oldest first. A manifest that cannot be read is reported, not hidden.
+    /// Every complete snapshot, oldest first. Damaged manifests are left out (see `scan`), so that
+    /// one bad file never stands between the user and the other snapshots.
     public func manifests() throws -> [Manifest] {
-        guard exists else { return [] }
+        try scan().manifests
+    }
+
+    /// The readable manifests, oldest first, and the manifests that cannot be read, with why.
+    public func scan() throws -> (manifests: [Manifest], damaged: [(file: String, problem: String)]) {
+        guard exists else { return ([], []) }
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory)
@@ -66,11 +72,16 @@ public final class SnapshotStore {
             throw MigsnapError.failed("Cannot read the snapshot store \(directory): \(error.localizedDescription)")
         }
         var result: [Manifest] = []
-        for name in names where name.hasSuffix(Self.manifestSuffix)
+        var damaged: [(file: String, problem: String)] = []
+        for name in names.sorted() where name.hasSuffix(Self.manifestSuffix)
             && SnapshotID.isWellFormed(String(name.dropLast(Self.manifestSuffix.count))) {
-            result.append(try readManifest(path(name)))
+            do {
+                result.append(try readManifest(path(name)))
+            } catch let error as MigsnapError {
+                damaged.append((path(name), error.message))
+            }
         }
-        return result.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        return (result.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }, damaged)
     }
 
     private func readManifest(_ file: String) throws -> Manifest {
@@ -80,7 +91,7 @@ public final class SnapshotStore {
         do {
             return try JSON.decoder().decode(Manifest.self, from: data)
         } catch {
-            throw MigsnapError.verificationFailed("The manifest \(file) is damaged: \(error).",
+            throw MigsnapError.verificationFailed("The manifest \(file) is damaged (\(error.localizedDescription))",
                                                   hint: "Move it out of the store; its snapshot can still be restored by hand.")
         }
     }

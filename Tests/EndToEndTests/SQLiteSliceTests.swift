@@ -217,3 +217,27 @@ struct VersionTableTests {
         #expect(bad.status == 2, "\(bad.output)")
     }
 }
+
+@Suite("A damaged manifest")
+struct DamagedManifestTests {
+    @Test func isReportedButDoesNotBlockTheOtherSnapshots() throws {
+        let p = try Project().seeded()
+        let good = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let bad = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try "{ not json".write(toFile: p.store + "/\(bad).json", atomically: true, encoding: .utf8)
+
+        let list = try p.migsnap("list", "--json")
+        #expect(list.status == 0, "\(list.output)")
+        #expect(list.stderr.contains("\(bad).json") && list.stderr.contains("damaged"))
+        #expect((try p.json(list.stdout) as? [[String: Any]])?.compactMap { $0["id"] as? String } == [good])
+
+        let verify = try p.migsnap("verify")
+        #expect(verify.status == 3, "\(verify.output)")
+        #expect(verify.stdout.contains("ok      \(good)"))
+
+        try p.alembic("upgrade", "head")
+        try p.ok("restore", good, "--yes")
+        #expect(try p.alembic("current").stdout.contains("0002"))
+        #expect(FileManager.default.fileExists(atPath: p.store + "/\(bad).sqlite.gz"), "its payload is not debris")
+    }
+}
