@@ -175,7 +175,13 @@ struct SQLiteSliceTests {
         holder.arguments = [p.store + "/.lock", "sleep", "30"]
         try holder.run()
         defer { holder.terminate(); holder.waitUntilExit() }
-        Thread.sleep(forTimeInterval: 0.5)
+        // Wait until the holder really has the lock (flock -n fails with 1 while it is held).
+        var held = false
+        for _ in 0..<100 where !held {
+            held = try run("/usr/bin/flock", ["-n", p.store + "/.lock", "true"], in: p.dir).status == 1
+            if !held { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        try #require(held, "the flock holder never took the lock")
         let r = try p.migsnap("snapshot")
         #expect(r.status == 4, "\(r.output)")
         #expect(r.stderr.contains("lock"))
