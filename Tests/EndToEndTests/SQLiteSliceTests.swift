@@ -172,9 +172,11 @@ struct SQLiteSliceTests {
         try p.ok("snapshot", "--quiet")
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = [p.store + "/.lock", "sleep", "30"]
+        // -o: only flock itself holds the lock, so killing it releases the lock at once.
+        holder.arguments = ["-o", p.store + "/.lock", "sleep", "20"]
         try holder.run()
-        defer { holder.terminate(); holder.waitUntilExit() }
+        // SIGKILL: processes started from test threads may have SIGTERM blocked.
+        defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
         // Wait until the holder really has the lock (flock -n fails with 1 while it is held).
         var held = false
         for _ in 0..<100 where !held {
