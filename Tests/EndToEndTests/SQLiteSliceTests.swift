@@ -173,7 +173,7 @@ struct SQLiteSliceTests {
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
         // -o: only flock itself holds the lock, so killing it releases the lock at once.
-        holder.arguments = ["-o", p.store + "/.lock", "sleep", "20"]
+        holder.arguments = ["-o", p.store + "/.lock", "sleep", "8"]
         try holder.run()
         // SIGKILL: processes started from test threads may have SIGTERM blocked.
         defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
