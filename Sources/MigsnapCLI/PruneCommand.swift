@@ -33,6 +33,9 @@ extension Migsnap {
                         Terminal.out("The retention policy is empty (every rule is zero): nothing is removed.")
                     }
                 }
+                if let over = try Prune.sizeOverCap(decisions, store: context.store, policy: policy), let cap = policy.maxTotalSize {
+                    Terminal.warn("The kept snapshots take \(Format.bytes(over)), over max_total_size \(cap): the rest are pinned, the newest or future-dated, which are never removed.")
+                }
                 guard !confirm.dryRun, !removing.isEmpty else {
                     if !output.json {
                         Terminal.out(confirm.dryRun ? "Dry run: \(removing.count) snapshot(s) would be removed; nothing was changed." : "Nothing to remove.")

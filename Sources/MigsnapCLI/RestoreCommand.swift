@@ -47,7 +47,7 @@ extension Migsnap {
                     safetySnapshot: !noSafetySnapshot && to == nil, undone: context.undoneMigrations)
                 let prepared = try operation.prepare(progress: context.progress())
                 let plan = prepared.plan
-                try Render.execute(plan: plan, manifest: manifest, confirm: confirm, json: output.json) {
+                try Render.execute(plan: plan, manifest: manifest, title: "Restore plan", confirm: confirm, json: output.json) {
                     let safety = try context.withDatabaseLock(engine) { try operation.apply(prepared, progress: context.progress()) }
                     if to == nil {
                         try GuardBook(store: context.store).record(undone: plan.undone, graph: context.graphIfAvailable(),
@@ -63,13 +63,13 @@ extension Migsnap {
 
 extension Render {
     /// Prints a restore plan, then (unless a dry run) confirms, applies it and reports.
-    static func execute(plan: RestorePlan, manifest: Manifest?, confirm: ConfirmOptions, json: Bool,
+    static func execute(plan: RestorePlan, manifest: Manifest?, title: String, confirm: ConfirmOptions, json: Bool,
                         apply: () throws -> Manifest?) throws {
         if json && confirm.dryRun {
             try Terminal.printJSON(plan)
             return
         }
-        let text = restorePlan(plan, manifest: manifest)
+        let text = restorePlan(plan, manifest: manifest, title: title)
         if json { Terminal.err(text) } else { Terminal.out(text) }
         if confirm.dryRun {
             Terminal.out("Dry run: nothing was changed.")
@@ -87,9 +87,9 @@ extension Render {
         }
     }
 
-    static func restorePlan(_ plan: RestorePlan, manifest: Manifest?) -> String {
+    static func restorePlan(_ plan: RestorePlan, manifest: Manifest?, title: String) -> String {
         var lines: [String] = []
-        lines.append(plan.via == .restore ? "Restore plan" : "Downgrade plan (no snapshot: Alembic's downgrade, rows are NOT restored)")
+        lines.append(plan.via == .restore ? title : "\(title): no snapshot, so Alembic's downgrade(); deleted rows are NOT restored")
         lines.append("  database:  \(plan.database)")
         if let manifest {
             lines.append("  snapshot:  \(manifest.id) (\(manifest.reason.rawValue), taken \(Format.time(manifest.createdAt)))")

@@ -53,7 +53,7 @@ extension Migsnap {
                 }
                 var manifest: Manifest?
                 if case .restore(let operation, _) = route { manifest = operation.manifest }
-                try Render.execute(plan: plan, manifest: manifest, confirm: confirm, json: output.json) {
+                try Render.execute(plan: plan, manifest: manifest, title: "Rollback plan (like `alembic downgrade \(target)`)", confirm: confirm, json: output.json) {
                     try context.withDatabaseLock(engine) {
                         try operation.rollback(plan, route: route, target: target, progress: context.progress())
                     }

@@ -46,8 +46,9 @@ struct PruneTests {
         let (p, ids) = try project(snapshots: 4, policy: #"{"keep_last": 10, "max_total_size": "1B"}"#)
         let decisions = try #require(try p.json(try p.ok("prune", "--dry-run", "--json").stdout) as? [[String: Any]])
         #expect(decisions.map { $0["action"] as? String } == ["remove", "remove", "remove", "keep"])
-        try p.ok("prune", "--yes")
+        let pruned = try p.ok("prune", "--yes")
         #expect(try p.manifests().compactMap { $0["id"] as? String } == [ids[3]])
+        #expect(pruned.stderr.contains("over max_total_size 1B"), "the newest alone is over the cap: \(pruned.stderr)")
     }
 
     @Test("A broken policy removes nothing and names the key", arguments: [

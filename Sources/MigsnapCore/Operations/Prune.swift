@@ -7,6 +7,15 @@ public enum Prune {
         Retention.decide(try store.manifests().map(RetentionCandidate.init), policy: policy, now: now, protected: protected)
     }
 
+    /// The size the kept snapshots still take when it is over `max_total_size` (possible only when
+    /// the snapshots that are always kept exceed it), else nil.
+    public static func sizeOverCap(_ decisions: [RetentionDecision], store: SnapshotStore, policy: RetentionPolicy) throws -> Int64? {
+        guard let cap = policy.maxTotalSize, cap.bytes > 0 else { return nil }
+        let kept = Set(decisions.filter { $0.action == .keep }.map(\.id))
+        let total = try store.manifests().filter { kept.contains($0.id) }.reduce(Int64(0)) { $0 + $1.storedBytes }
+        return total > cap.bytes ? total : nil
+    }
+
     /// Removes the snapshots decided `remove`, each manifest first so that a killed prune never
     /// leaves a listed snapshot without its file. The caller holds the store lock.
     public static func apply(_ decisions: [RetentionDecision], store: SnapshotStore) throws -> [Manifest] {
