@@ -73,7 +73,7 @@ extension Migsnap {
                 Terminal.out("engine:     \(status.engine)")
                 Terminal.out("database:   \(status.database)\(exists ? "" : " (does not exist yet)")")
                 Terminal.out("current:    \(Revisions.describe(status.current))")
-                if let heads = status.heads { Terminal.out("heads:      \(Revisions.describe(heads))") }
+                if let heads = status.heads { Terminal.out("heads:      \(heads.isEmpty ? "none (no migration files)" : heads.joined(separator: ", "))") }
                 if let pending = status.pending {
                     Terminal.out("pending:    \(pending.isEmpty ? "none" : pending.joined(separator: ", "))")
                 }
