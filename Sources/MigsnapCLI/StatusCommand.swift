@@ -58,7 +58,13 @@ extension Migsnap {
                 let current = exists ? try engine.currentRevisions(versionTable: context.config.versionTable) : []
                 // Without migration files (only --url and --store), status still reports the rest.
                 let graph = context.config.scriptLocation == nil ? nil : try context.config.revisionGraph()
-                let pending = try graph.map { g in try g.upgradeSteps(current: current, targets: g.heads).map(\.to) }
+                // Status must still report when the database is at a revision the files do not know.
+                var pending: [String]?
+                do {
+                    pending = try graph.map { g in try g.upgradeSteps(current: current, targets: g.heads).map(\.to) }
+                } catch let error as MigsnapError {
+                    Terminal.warn("Cannot tell the pending migrations: \(error.message)")
+                }
                 let status = Status(
                     engine: url.engine.rawValue, database: url.redacted, exists: exists,
                     current: current,

@@ -235,3 +235,19 @@ struct HookTests {
         #expect(try p.manifests().count == 2, "only upgrade triggers it")
     }
 }
+
+@Suite("Older code over a newer database")
+struct MissingRevisionFileTests {
+    @Test func rollbackExplainsAndRestoreByRevisionStillWorks() throws {
+        let p = try Project().seeded()
+        let before = try p.dump()
+        try p.ok("upgrade")
+        try FileManager.default.removeItem(atPath: p.dir + "/migrations/versions/0003_drop_inactive_customers.py")
+        let rollback = try p.migsnap("rollback", "--yes")
+        #expect(rollback.status == 2, "\(rollback.output)")
+        #expect(rollback.stderr.contains("0003") && rollback.stderr.contains("restore --revision"))
+        #expect(try p.ok("status").stderr.contains("Cannot tell the pending migrations"))
+        try p.ok("restore", "--revision", "0002", "--yes")
+        #expect(try p.dump() == before)
+    }
+}

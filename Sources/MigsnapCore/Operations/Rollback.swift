@@ -17,6 +17,13 @@ extension MigrationRun {
                                             hint: "To bring back a deleted database, `migsnap restore ID` (see `migsnap list`).")
         }
         let current = try engine.currentRevisions(versionTable: versionTable)
+        let unknown = current.filter { graph.script($0) == nil }
+        guard unknown.isEmpty else {
+            // Typically older code deployed over a newer database: Alembic cannot downgrade either.
+            throw MigsnapError.invalidInput(
+                "The database is at \(unknown.joined(separator: ", ")), which no migration file here defines, so the rollback cannot be planned.",
+                hint: "Restore a snapshot directly: `migsnap list`, then `migsnap restore --revision REV` or `migsnap restore ID`.")
+        }
         let downgrade = try graph.downgradePlan(current: current, target: target)
         let candidates = try store.manifests().filter {
             $0.engine == engine.kind && $0.database == engine.redactedLocation && $0.revisions == downgrade.target
