@@ -22,7 +22,7 @@ extension Migsnap {
         var id: String?
         @Option(help: ArgumentHelp("Restore the newest snapshot taken at this revision instead of naming an id.", valueName: "rev"))
         var revision: String?
-        @Option(help: ArgumentHelp("Restore into this database instead of the live one (SQLite: a new file; PostgreSQL: an existing, empty database).", valueName: "url"))
+        @Option(help: ArgumentHelp("Restore into this database instead of the live one (created if missing, replaced if it exists; no safety snapshot).", valueName: "url"))
         var to: String?
         @Flag(help: "Do not take a safety snapshot of the current state first.")
         var noSafetySnapshot = false
