@@ -16,35 +16,19 @@ extension Migsnap {
             var database: String
             var exists: Bool
             var current: [String]
-            var newestSnapshot: Manifest?
+            @NullEncoded var newestSnapshot: Manifest?
             var snapshots: Int
             var storeBytes: Int64
             var store: String
-            var config: String?
-            var heads: [String]?
-            var pending: [String]?
+            @NullEncoded var config: String?
+            @NullEncoded var heads: [String]?
+            @NullEncoded var pending: [String]?
             var guards: [Guard]
 
             enum CodingKeys: String, CodingKey {
                 case engine, database, exists, current, snapshots, store, config, heads, pending, guards
                 case newestSnapshot = "newest_snapshot"
                 case storeBytes = "store_bytes"
-            }
-
-            func encode(to encoder: Encoder) throws {
-                var c = encoder.container(keyedBy: CodingKeys.self)
-                try c.encode(engine, forKey: .engine)
-                try c.encode(database, forKey: .database)
-                try c.encode(exists, forKey: .exists)
-                try c.encode(current, forKey: .current)
-                try c.encode(newestSnapshot, forKey: .newestSnapshot)
-                try c.encode(snapshots, forKey: .snapshots)
-                try c.encode(storeBytes, forKey: .storeBytes)
-                try c.encode(store, forKey: .store)
-                try c.encode(config, forKey: .config)
-                try c.encode(heads, forKey: .heads)
-                try c.encode(pending, forKey: .pending)
-                try c.encode(guards, forKey: .guards)
             }
         }
 

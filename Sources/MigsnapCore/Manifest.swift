@@ -24,7 +24,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var revisions: [String]
     public var reason: SnapshotReason
     /// For `pre-upgrade`: the revision the step went to. Otherwise nil.
-    public var targetRevision: String?
+    @NullEncoded public var targetRevision: String?
     /// Size of the uncompressed database image (SQLite file, or pg_dump's archive).
     public var rawBytes: Int64
     /// Size of the stored file.
@@ -33,7 +33,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var sha256: String
     public var pinned: Bool
     public var tags: [String]
-    public var note: String?
+    @NullEncoded public var note: String?
     /// Redacted: a SQLite file path, or host:port/dbname. Never a password.
     public var database: String
     /// The stored file's name inside the store.
@@ -80,25 +80,33 @@ public struct Manifest: Codable, Sendable, Equatable {
         case file
         case formatVersion = "format_version"
     }
+}
 
-    /// Encodes optionals as explicit nulls: scripts read `target_revision: null`, not a missing key.
+/// An optional that JSON shows as `null` when absent, instead of leaving the key out: scripts
+/// read `"target_revision": null`, and the contract's keys are always there.
+@propertyWrapper
+public struct NullEncoded<Value: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {
+    public var wrappedValue: Value?
+
+    public init(wrappedValue: Value?) {
+        self.wrappedValue = wrappedValue
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        wrappedValue = c.decodeNil() ? nil : try c.decode(Value.self)
+    }
+
     public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(createdAt, forKey: .createdAt)
-        try c.encode(engine, forKey: .engine)
-        try c.encode(revisions, forKey: .revisions)
-        try c.encode(reason, forKey: .reason)
-        try c.encode(targetRevision, forKey: .targetRevision)
-        try c.encode(rawBytes, forKey: .rawBytes)
-        try c.encode(storedBytes, forKey: .storedBytes)
-        try c.encode(sha256, forKey: .sha256)
-        try c.encode(pinned, forKey: .pinned)
-        try c.encode(tags, forKey: .tags)
-        try c.encode(note, forKey: .note)
-        try c.encode(database, forKey: .database)
-        try c.encode(file, forKey: .file)
-        try c.encode(formatVersion, forKey: .formatVersion)
+        var c = encoder.singleValueContainer()
+        if let wrappedValue { try c.encode(wrappedValue) } else { try c.encodeNil() }
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// A missing key reads as nil, as it would for a plain optional.
+    public func decode<V>(_ type: NullEncoded<V>.Type, forKey key: Key) throws -> NullEncoded<V> {
+        try decodeIfPresent(type, forKey: key) ?? NullEncoded(wrappedValue: nil)
     }
 }
 

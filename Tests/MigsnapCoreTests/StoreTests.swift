@@ -126,4 +126,18 @@ struct StoreTests {
         #expect(object["created_at"] as? String == "2026-11-18T11:06:40.500Z")
         #expect(try JSON.decoder().decode(Manifest.self, from: data) == m)
     }
+
+    @Test func optionalKeysMayBeAbsentOrNull() throws {
+        let json = """
+        {"id": "20261126-100000-000", "created_at": "2026-11-26T10:00:00Z", "engine": "postgresql",
+         "revisions": [], "reason": "pre-upgrade", "target_revision": "abc", "raw_bytes": 1, "stored_bytes": 1,
+         "sha256": "00", "pinned": false, "tags": [], "database": "db", "file": "f", "format_version": 1}
+        """
+        let m = try JSON.decoder().decode(Manifest.self, from: Data(json.utf8))
+        #expect(m.note == nil)
+        #expect(m.targetRevision == "abc")
+        let again = try JSONSerialization.jsonObject(with: try JSON.encoder().encode(m)) as! [String: Any]
+        #expect(again["note"] is NSNull)
+        #expect(again["target_revision"] as? String == "abc")
+    }
 }

@@ -11,13 +11,13 @@ public struct RestorePlan: Codable, Sendable, Equatable {
     /// Migrations being undone, newest first: what `alembic downgrade` would run.
     public var undone: [String]
     public var via: Via
-    public var snapshot: String?
+    @NullEncoded public var snapshot: String?
     /// Rows that exist now and would not after the restore, per table: the count now minus the
     /// count in the snapshot, where positive (a table absent from the snapshot loses all its rows).
     public var discardedRows: [String: Int64]
     /// Row counts per table now and in the snapshot (nil where unknown), for the human table.
     public var rowsNow: [String: Int64]
-    public var rowsInSnapshot: [String: Int64]?
+    @NullEncoded public var rowsInSnapshot: [String: Int64]?
     /// The database the plan changes (redacted).
     public var database: String
     public var safetySnapshot: Bool
@@ -29,20 +29,6 @@ public struct RestorePlan: Codable, Sendable, Equatable {
         case rowsInSnapshot = "rows_in_snapshot"
         case database
         case safetySnapshot = "safety_snapshot"
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(current, forKey: .current)
-        try c.encode(target, forKey: .target)
-        try c.encode(undone, forKey: .undone)
-        try c.encode(via, forKey: .via)
-        try c.encode(snapshot, forKey: .snapshot)
-        try c.encode(discardedRows, forKey: .discardedRows)
-        try c.encode(rowsNow, forKey: .rowsNow)
-        try c.encode(rowsInSnapshot, forKey: .rowsInSnapshot)
-        try c.encode(database, forKey: .database)
-        try c.encode(safetySnapshot, forKey: .safetySnapshot)
     }
 
     public static func discarded(now: [String: Int64], snapshot: [String: Int64]?) -> [String: Int64] {
