@@ -44,6 +44,14 @@ public enum FileSystem {
         try syncDirectory((to as NSString).deletingLastPathComponent)
     }
 
+    /// fsync of a file written without it, before it is renamed into a place that must survive.
+    public static func syncFile(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw osError("open \(path)") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw osError("fsync \(path)") }
+    }
+
     public static func syncDirectory(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw osError("open directory \(path)") }

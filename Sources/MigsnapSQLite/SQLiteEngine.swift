@@ -67,7 +67,7 @@ public final class SQLiteEngine: DatabaseEngine {
             return try Self.revisions(in: image, versionTable)
         }
 
-        let size = Self.fileSize(copy)
+        let size = FileSystem.fileSize(copy)
         do {
             let sizes = try Gzip.compress(file: copy, to: payload.path) { done in
                 progress.update(phase: "compressing", done: done, total: size)
@@ -195,11 +195,12 @@ public final class SQLiteEngine: DatabaseEngine {
         }
         // Staging files are 0600; a new database gets the mode SQLite would create it with.
         chmod(staging, 0o644 & ~Self.processUmask())
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        guard Self.fsyncPath(staging), rename(staging, path) == 0, Self.fsyncPath(directory) else {
-            throw MigsnapError.failed(
-                "cannot put the restored database at \(path): \(String(cString: strerror(errno)))",
-                hint: "Check the permissions of \(directory).")
+        do {
+            try FileSystem.syncFile(staging)
+            try FileSystem.rename(staging, to: path)
+        } catch let error as MigsnapError {
+            throw MigsnapError.failed("Cannot put the restored database at \(path): \(error.message)",
+                                      hint: "Check the permissions of \(URL(fileURLWithPath: path).deletingLastPathComponent().path).")
         }
     }
 
@@ -341,18 +342,6 @@ public final class SQLiteEngine: DatabaseEngine {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             unlink(path + suffix)
         }
-    }
-
-    private static func fileSize(_ path: String) -> Int64? {
-        var info = stat()
-        return stat(path, &info) == 0 ? Int64(info.st_size) : nil
-    }
-
-    private static func fsyncPath(_ path: String) -> Bool {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return fsync(fd) == 0
     }
 
     /// The umask without changing it (umask(2) can only set it, which races with other threads).

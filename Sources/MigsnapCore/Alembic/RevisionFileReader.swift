@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 
 /// One Alembic revision file, as far as planning needs it.
@@ -54,7 +53,7 @@ public enum RevisionFileReader {
                         "\(path) is not UTF-8 text", hint: "Save the revision file as UTF-8, as Python expects.")
                 }
                 var script = try parse(source: source, path: path)
-                script.contentSHA256 = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+                script.contentSHA256 = Hashing.sha256(of: data)
                 scripts.append(script)
             }
         }
