@@ -94,6 +94,10 @@ struct TemporaryDirectory {
         try contents.write(to: url, atomically: false, encoding: .utf8)
     }
 
+    func sub(_ relativePath: String) -> String {
+        (path as NSString).appendingPathComponent(relativePath)
+    }
+
     func remove() {
         try? FileManager.default.removeItem(atPath: path)
     }

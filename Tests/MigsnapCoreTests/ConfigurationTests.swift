@@ -2,27 +2,12 @@ import Foundation
 import Testing
 @testable import MigsnapCore
 
-/// A temporary project directory, removed when the test ends.
-final class TempDir {
-    let path: String
-    init() {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("migsnap-core-\(UUID().uuidString)").path
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    func write(_ name: String, _ text: String) {
-        let file = (path as NSString).appendingPathComponent(name)
-        try! FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try! text.write(toFile: file, atomically: true, encoding: .utf8)
-    }
-    func sub(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
 @Suite("Configuration discovery")
 struct ConfigurationTests {
     @Test func readsAlembicIniWithHereAndPercent() throws {
-        let dir = TempDir()
-        dir.write("alembic.ini", """
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try dir.write("alembic.ini", """
         [alembic]
         # a comment
         script_location = %(here)s/migrations
@@ -45,8 +30,9 @@ struct ConfigurationTests {
     }
 
     @Test func urlPrecedence() throws {
-        let dir = TempDir()
-        dir.write("alembic.ini", "[alembic]\nscript_location = migrations\nsqlalchemy.url = sqlite:///ini.db\n")
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try dir.write("alembic.ini", "[alembic]\nscript_location = migrations\nsqlalchemy.url = sqlite:///ini.db\n")
         let fromIni = try Configuration.resolve(ConfigurationInputs(environment: [:], workingDirectory: dir.path))
         #expect(try fromIni.databaseURL() == .sqlite(path: dir.sub("ini.db")))
         let fromEnv = try Configuration.resolve(ConfigurationInputs(environment: ["DATABASE_URL": "sqlite:///env.db"], workingDirectory: dir.path))
@@ -56,8 +42,9 @@ struct ConfigurationTests {
     }
 
     @Test func relativeScriptLocationIsResolvedAgainstTheWorkingDirectory() throws {
-        let dir = TempDir()
-        dir.write("conf/alembic.ini", "[alembic]\nscript_location = migrations\n")
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try dir.write("conf/alembic.ini", "[alembic]\nscript_location = migrations\n")
         let c = try Configuration.resolve(ConfigurationInputs(configPath: "conf/alembic.ini", environment: [:], workingDirectory: dir.path))
         #expect(c.scriptLocation == dir.sub("migrations"))
         #expect(c.projectDirectory == dir.sub("conf"))
@@ -65,8 +52,9 @@ struct ConfigurationTests {
     }
 
     @Test func alembicConfigEnvironmentAndMissingFile() throws {
-        let dir = TempDir()
-        dir.write("other.ini", "[alembic]\nscript_location = m\n")
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try dir.write("other.ini", "[alembic]\nscript_location = m\n")
         let c = try Configuration.resolve(ConfigurationInputs(environment: ["ALEMBIC_CONFIG": "other.ini"], workingDirectory: dir.path))
         #expect(c.configFile == dir.sub("other.ini"))
         #expect(throws: MigsnapError.self) {
@@ -75,9 +63,10 @@ struct ConfigurationTests {
     }
 
     @Test func pyprojectToolAlembic() throws {
-        let dir = TempDir()
-        dir.write("alembic.ini", "[alembic]\nsqlalchemy.url = sqlite:///app.db\n")
-        dir.write("pyproject.toml", """
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try dir.write("alembic.ini", "[alembic]\nsqlalchemy.url = sqlite:///app.db\n")
+        try dir.write("pyproject.toml", """
         [project]
         name = "x"
 
@@ -97,9 +86,10 @@ struct ConfigurationTests {
     }
 
     @Test func storeRetentionAndAlembicOverrides() throws {
-        let dir = TempDir()
-        dir.write("alembic.ini", "[alembic]\nscript_location = m\n")
-        dir.write("retention.json", "{}")
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try dir.write("alembic.ini", "[alembic]\nscript_location = m\n")
+        try dir.write("retention.json", "{}")
         let c = try Configuration.resolve(ConfigurationInputs(
             environment: ["MIGSNAP_STORE": "snaps", "MIGSNAP_ALEMBIC": "poetry run 'my alembic'"], workingDirectory: dir.path))
         #expect(c.storeDirectory == dir.sub("snaps"))
@@ -120,9 +110,10 @@ struct ConfigurationTests {
         "[alembic]\nsqlalchemy.url = 50% off\n",
         "[alembic]\njust words\n",
     ])
-    func brokenIni(text: String) {
-        let dir = TempDir()
-        dir.write("alembic.ini", text)
+    func brokenIni(text: String) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try dir.write("alembic.ini", text)
         #expect(throws: MigsnapError.self) {
             let c = try Configuration.resolve(ConfigurationInputs(environment: [:], workingDirectory: dir.path))
             _ = try c.databaseURL()
@@ -130,7 +121,8 @@ struct ConfigurationTests {
     }
 
     @Test func noUrlAnywhereNamesWhereItLooked() throws {
-        let dir = TempDir()
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
         let c = try Configuration.resolve(ConfigurationInputs(environment: [:], workingDirectory: dir.path))
         #expect {
             try c.databaseURL()

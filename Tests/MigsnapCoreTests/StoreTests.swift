@@ -16,7 +16,8 @@ struct StoreTests {
     }
 
     @Test func createsPrivateStoreWithGitignore() throws {
-        let dir = TempDir()
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
         let store = SnapshotStore(directory: dir.sub("s"))
         try store.create()
         #expect(FileSystem.permissions(store.directory) == 0o700)
@@ -30,7 +31,8 @@ struct StoreTests {
     }
 
     @Test func resolvesUniquePrefixesAndRejectsOthers() throws {
-        let dir = TempDir()
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
         let store = SnapshotStore(directory: dir.path)
         _ = try commit(store, manifest("20261126-100000-000"))
         _ = try commit(store, manifest("20261126-110000-000"))
@@ -47,7 +49,8 @@ struct StoreTests {
     }
 
     @Test func checksumCatchesFlipsAndTruncation() throws {
-        let dir = TempDir()
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
         let store = SnapshotStore(directory: dir.path)
         let m = try commit(store, manifest("20261126-100000-000"), payload: "0123456789")
         try store.verifyChecksum(m)
@@ -64,7 +67,8 @@ struct StoreTests {
     }
 
     @Test func debrisIsCleanedAndNeverListed() throws {
-        let dir = TempDir()
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
         let store = SnapshotStore(directory: dir.path)
         let kept = try commit(store, manifest("20261126-100000-000"))
         // A killed snapshot: a temporary payload, and a committed payload whose manifest never came.
@@ -78,7 +82,8 @@ struct StoreTests {
     }
 
     @Test func removeTakesManifestFirst() throws {
-        let dir = TempDir()
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
         let store = SnapshotStore(directory: dir.path)
         let m = try commit(store, manifest("20261126-100000-000"))
         try store.remove(m)
@@ -98,7 +103,8 @@ struct StoreTests {
     }
 
     @Test func lockIsExclusiveAndNamesTheHolder() throws {
-        let dir = TempDir()
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
         let store = SnapshotStore(directory: dir.path)
         var first: FileLock? = try store.lock(purpose: "upgrade")
         #expect {
