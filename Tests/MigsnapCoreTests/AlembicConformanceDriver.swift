@@ -57,6 +57,23 @@ def describe(error):
     return "%s: %s" % (type(error).__name__, error)
 
 
+def plan_and_run(answer, plan):
+    """Alembic's planned steps, applied to the version table; None (and the error noted) if either fails."""
+    try:
+        steps = plan()
+    except Exception as error:
+        answer["error"] = describe(error)
+        return None
+    answer["planned"] = [step.revision.revision for step in steps]
+    try:
+        return run(steps)
+    except Exception as error:
+        # Alembic planned the steps but its version-table bookkeeping crashed while applying
+        # them (seen with merges whose parents imply each other through depends_on).
+        answer["run_error"] = describe(error)
+        return None
+
+
 def ask(script, query, states):
     key = tuple(query["state"])
     if key not in states:
@@ -81,18 +98,8 @@ def ask(script, query, states):
             answer["resolved"] = sorted(r.revision for r in rmap._parse_upgrade_target(tuple(current), target, True))
         except Exception as error:
             answer["resolved_error"] = describe(error)
-        try:
-            steps = script._upgrade_revs(target, tuple(current))
-        except Exception as error:
-            answer["error"] = describe(error)
-            return answer
-        answer["planned"] = [step.revision.revision for step in steps]
-        try:
-            record = run(steps)
-        except Exception as error:
-            # Alembic planned the steps but its version-table bookkeeping crashed while applying
-            # them (seen with merges whose parents imply each other through depends_on).
-            answer["run_error"] = describe(error)
+        record = plan_and_run(answer, lambda: script._upgrade_revs(target, tuple(current)))
+        if record is None:
             return answer
         before = sorted(current)
         answer["steps"] = []
@@ -118,16 +125,8 @@ def ask(script, query, states):
             answer["resolved"] = [] if revision in (None, "base") else [revision.revision]
         except Exception as error:
             answer["resolved_error"] = describe(error)
-        try:
-            steps = script._downgrade_revs(target, tuple(current))
-        except Exception as error:
-            answer["error"] = describe(error)
-            return answer
-        answer["planned"] = [step.revision.revision for step in steps]
-        try:
-            record = run(steps)
-        except Exception as error:
-            answer["run_error"] = describe(error)
+        record = plan_and_run(answer, lambda: script._downgrade_revs(target, tuple(current)))
+        if record is None:
             return answer
         answer["undone"] = [revision for revision, _ in record]
         answer["after"] = sorted(current_heads())
