@@ -37,14 +37,6 @@ struct Context {
 }
 
 extension Context {
-    /// Prunes per the retention policy after an upgrade, sparing the snapshots it just took.
-    func pruneAfterUpgrade(policy: RetentionPolicy?, protecting: Set<String>) throws -> [Manifest] {
-        guard let policy, policy.pruneAfterUpgrade else { return [] }
-        return try Prune.apply(try Prune.plan(store: store, policy: policy, protected: protecting), store: store)
-    }
-}
-
-extension Context {
     /// Besides the store lock: PostgreSQL's session advisory lock, so that two runs with
     /// different stores (two machines deploying at once) cannot both change one database.
     func withDatabaseLock<T>(_ engine: DatabaseEngine, _ body: () throws -> T) throws -> T {

@@ -19,7 +19,7 @@ extension Migsnap {
                 let context = try Context(global)
                 var manifests = try context.reportingDamage(context.store.scan())
                 if let revision {
-                    manifests = manifests.filter { $0.revisions.contains { $0.hasPrefix(revision) } || (revision == "base" && $0.revisions.isEmpty) }
+                    manifests = manifests.filter { $0.wasTaken(at: revision) }
                 }
                 if let tag {
                     manifests = manifests.filter { $0.tags.contains(tag) }

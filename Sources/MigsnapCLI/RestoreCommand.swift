@@ -39,12 +39,12 @@ extension Migsnap {
             try runReportingErrors {
                 let context = try Context(global)
                 let lock = try context.store.lock(purpose: "restore")
-                let manifest = try id.map(context.store.resolve) ?? context.newestSnapshot(atRevision: revision!)
+                let manifest = try id.map(context.store.resolve) ?? context.store.newest(atRevision: revision!)
                 let engine = try to.map { Context.engine(for: try DatabaseURL.parse($0)) } ?? context.liveEngine()
                 context.cleanDatabaseDebris(engine)
                 let operation = RestoreOperation(
                     store: context.store, manifest: manifest, engine: engine, versionTable: context.config.versionTable,
-                    safetySnapshot: !noSafetySnapshot && to == nil, undone: context.undoneMigrations)
+                    safetySnapshot: !noSafetySnapshot && to == nil, undone: { [graph = context.graphIfAvailable()] in RevisionGraph.undone(graph, from: $0, to: $1) })
                 let prepared = try operation.prepare(progress: context.progress())
                 let plan = prepared.plan
                 try Render.execute(plan: plan, manifest: manifest, title: "Restore plan", confirm: confirm, json: output.json) {
@@ -115,28 +115,3 @@ extension Render {
     }
 }
 
-extension Context {
-    /// The newest snapshot taken at exactly this revision set (a revision id, a prefix, or `base`).
-    func newestSnapshot(atRevision revision: String) throws -> Manifest {
-        let all = try store.manifests()
-        let matching = all.filter { m in
-            revision == "base" ? m.revisions.isEmpty : m.revisions.count == 1 && m.revisions[0].hasPrefix(revision)
-        }
-        guard let newest = matching.last else {
-            throw MigsnapError.invalidInput("No snapshot was taken at revision \(revision).",
-                                            hint: "Run `migsnap list` to see the revisions that have snapshots.")
-        }
-        let ids = Set(matching.flatMap(\.revisions))
-        if ids.count > 1 {
-            throw MigsnapError.invalidInput("The revision prefix '\(revision)' matches several revisions: \(ids.sorted().joined(separator: ", ")).")
-        }
-        return newest
-    }
-
-    /// The migrations undone going from `current` to `target`, newest first. Without migration
-    /// files to read, the revisions that the restore takes away.
-    func undoneMigrations(from current: [String], to target: [String]) throws -> [String] {
-        guard let graph = graphIfAvailable() else { return current.filter { !target.contains($0) } }
-        return graph.undone(from: current, to: target)
-    }
-}

@@ -57,11 +57,13 @@ extension Migsnap {
                     return
                 }
                 context.cleanDatabaseDebris(engine)
-                try context.prepareFirstDeploy(url)
+                if let created = try url.createForFirstDeploy() {
+                    Terminal.err("No database at \(created) yet: starting from an empty database at base.")
+                }
                 let taken = try context.withDatabaseLock(engine) {
                     try operation.upgrade(plan, options: options, progress: context.progress())
                 }
-                let pruned = try context.pruneAfterUpgrade(policy: policy, protecting: Set(taken.map(\.id)))
+                let pruned = try policy.map { try Prune.afterUpgrade(store: context.store, policy: $0, protected: Set(taken.map(\.id))) } ?? []
                 withExtendedLifetime(lock) {}
                 let now = try engine.currentRevisions(versionTable: context.config.versionTable)
                 if output.json {
@@ -102,15 +104,5 @@ extension Render {
 extension Context {
     func alembic() -> AlembicRunner {
         AlembicRunner(configuration: config, databaseURLOverride: urlOverride)
-    }
-
-    /// A SQLite file that does not exist yet is an empty database at base (a first deploy): it is
-    /// created empty so that its snapshot can bring it back with `rollback base`.
-    func prepareFirstDeploy(_ url: DatabaseURL) throws {
-        guard case .sqlite(let path) = url, !FileManager.default.fileExists(atPath: path) else { return }
-        Terminal.err("No database at \(path) yet: starting from an empty database at base.")
-        guard FileManager.default.createFile(atPath: path, contents: Data()) else {
-            throw MigsnapError.failed("Cannot create \(path).", hint: "Check that its directory exists and is writable.")
-        }
     }
 }

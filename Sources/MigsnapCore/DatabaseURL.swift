@@ -271,3 +271,16 @@ public enum DatabaseURL: Sendable, Equatable {
         return result
     }
 }
+
+extension DatabaseURL {
+    /// A SQLite file that does not exist yet is a first deploy: an empty database at base. It is
+    /// created empty (a 0-byte file is an empty SQLite database) so that the snapshot before the
+    /// first step can bring it back with `rollback base`. Returns the path when it created one.
+    public func createForFirstDeploy() throws -> String? {
+        guard case .sqlite(let path) = self, !FileManager.default.fileExists(atPath: path) else { return nil }
+        guard FileManager.default.createFile(atPath: path, contents: Data()) else {
+            throw MigsnapError.failed("Cannot create \(path).", hint: "Check that its directory exists and is writable.")
+        }
+        return path
+    }
+}

@@ -199,6 +199,31 @@ public final class SnapshotStore {
     }
 }
 
+extension Manifest {
+    /// Whether the snapshot was taken at this revision: `base`, a full id, or a prefix of one.
+    public func wasTaken(at revision: String) -> Bool {
+        revision == "base" ? revisions.isEmpty : revisions.contains { $0.hasPrefix(revision) }
+    }
+}
+
+extension SnapshotStore {
+    /// The newest snapshot taken at `revision` (see `Manifest.wasTaken(at:)`); an error when there
+    /// is none, or when the prefix names snapshots of different revisions.
+    public func newest(atRevision revision: String) throws -> Manifest {
+        let matching = try manifests().filter { $0.wasTaken(at: revision) }
+        guard let newest = matching.last else {
+            throw MigsnapError.invalidInput("No snapshot was taken at revision \(revision).",
+                                            hint: "Run `migsnap list` to see the revisions that have snapshots.")
+        }
+        let sets = Set(matching.map { Revisions.describe($0.revisions) })
+        guard sets.count == 1 else {
+            throw MigsnapError.invalidInput("'\(revision)' matches snapshots at several revisions: \(sets.sorted().joined(separator: "; ")).",
+                                            hint: "Type more of the revision id.")
+        }
+        return newest
+    }
+}
+
 /// Snapshot ids: `YYYYMMDD-HHMMSS-mmm` in UTC — unique in a store, sortable by creation time,
 /// safe as file names, and readable as a time by a person.
 public enum SnapshotID {

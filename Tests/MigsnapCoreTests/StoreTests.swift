@@ -146,4 +146,21 @@ struct StoreTests {
         #expect(again["note"] is NSNull)
         #expect(again["target_revision"] as? String == "abc")
     }
+
+    @Test func newestAtARevisionAndItsAmbiguity() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = SnapshotStore(directory: dir.path)
+        for (id, revisions) in [("20261126-100000-000", ["abc1"]), ("20261126-110000-000", ["abc1"]),
+                                ("20261126-120000-000", ["abc2"]), ("20261126-130000-000", [])] {
+            var m = manifest(id, created: Date(timeIntervalSince1970: 1_790_000_000 + Double(id.dropFirst(9).prefix(2))! * 3600))
+            m.revisions = revisions
+            _ = try commit(store, m)
+        }
+        #expect(try store.newest(atRevision: "abc1").id == "20261126-110000-000")
+        #expect(try store.newest(atRevision: "abc2").id == "20261126-120000-000")
+        #expect(try store.newest(atRevision: "base").id == "20261126-130000-000")
+        #expect { try store.newest(atRevision: "abc") } throws: { ($0 as? MigsnapError)?.message.contains("several revisions") == true }
+        #expect { try store.newest(atRevision: "zzz") } throws: { ($0 as? MigsnapError)?.message.contains("No snapshot") == true }
+    }
 }

@@ -9,6 +9,12 @@ extension Configuration {
 }
 
 extension RevisionGraph {
+    /// `undone(from:to:)` when the project's migration files could be read; without them, the
+    /// revisions that going to `target` takes away.
+    public static func undone(_ graph: RevisionGraph?, from current: [String], to target: [String]) -> [String] {
+        graph?.undone(from: current, to: target) ?? current.filter { !target.contains($0) }
+    }
+
     /// The migrations undone going from `current` to `target` (any revision sets), newest first.
     public func undone(from current: [String], to target: [String]) -> [String] {
         let known = current.filter { script($0) != nil }

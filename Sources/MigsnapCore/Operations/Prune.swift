@@ -16,6 +16,13 @@ public enum Prune {
         return total > cap.bytes ? total : nil
     }
 
+    /// The prune that follows a successful upgrade, unless the policy turns it off; the snapshots
+    /// the upgrade just took are never its victims.
+    public static func afterUpgrade(store: SnapshotStore, policy: RetentionPolicy, protected: Set<String>) throws -> [Manifest] {
+        guard policy.pruneAfterUpgrade else { return [] }
+        return try apply(try plan(store: store, policy: policy, protected: protected), store: store)
+    }
+
     /// Removes the snapshots decided `remove`, each manifest first so that a killed prune never
     /// leaves a listed snapshot without its file. The caller holds the store lock.
     public static func apply(_ decisions: [RetentionDecision], store: SnapshotStore) throws -> [Manifest] {
