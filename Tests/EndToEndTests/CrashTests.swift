@@ -68,8 +68,9 @@ struct CrashTests {
         }
         // The kills must have landed on both sides of the swap, or the test proved nothing.
         #expect(seen["old", default: 0] > 0 && seen["new", default: 0] > 0, "outcomes: \(seen)")
-        let listed = try p.manifests()
-        #expect(listed.allSatisfy { ($0["id"] as? String) != nil })
+        // The two snapshots the rounds restore from are still listed, whatever was killed.
+        let listed = Set(try p.manifests().compactMap { $0["id"] as? String })
+        #expect(listed.isSuperset(of: [a, b]))
         let verify = try p.migsnap("verify")
         #expect(verify.status == 0, "\(verify.output)")
         // The next restore removes the staging files that killed ones left beside the database.

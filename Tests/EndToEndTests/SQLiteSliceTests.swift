@@ -60,8 +60,8 @@ struct SQLiteSliceTests {
         #expect(text.contains(file) && text.contains("0002"))
         #expect(try p.ok("list").stdout.contains(id))
         #expect(try p.ok("list", "--tag", "release", "--json").stdout.contains(id))
-        #expect(try p.json(try p.ok("list", "--tag", "nope", "--json").stdout) as? [Any] == nil
-            || (try p.json(try p.ok("list", "--tag", "nope", "--json").stdout) as? [Any])?.isEmpty == true)
+        let untagged = try #require(try p.json(try p.ok("list", "--tag", "nope", "--json").stdout) as? [Any])
+        #expect(untagged.isEmpty)
     }
 
     @Test func corruptedSnapshotIsRefusedAndTheDatabaseUntouched() throws {
