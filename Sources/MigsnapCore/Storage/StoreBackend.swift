@@ -1,0 +1,178 @@
+import Foundation
+
+/// One object in a store, as a listing shows it.
+public struct StoredObject: Sendable, Equatable {
+    public var name: String
+    public var size: Int64
+    /// When it was last written, where the backend knows (S3 LastModified, a file's mtime).
+    public var modified: Date?
+    /// Changes whenever the object is rewritten (an S3 ETag; a file's inode, size and mtime):
+    /// what the listing index compares to know a manifest is unchanged without reading it.
+    public var version: String
+
+    public init(name: String, size: Int64, modified: Date?, version: String) {
+        self.name = name
+        self.size = size
+        self.modified = modified
+        self.version = version
+    }
+}
+
+/// The storage protocol: what the snapshot store needs of a place that keeps objects. A directory
+/// and an S3 bucket implement it, and both pass one conformance suite (Tests/StoreConformanceTests).
+///
+/// Names are flat (no `/`) and are checked by `ObjectName.isValid` before any backend call: they are
+/// built only from validated snapshot ids and fixed words, never from a manifest's contents or a
+/// listing, so no name can reach outside the store. Every method throws `MigsnapError` only.
+public protocol StoreBackend: AnyObject {
+    /// Where the store is, for messages: a path or `s3://bucket/prefix`. Never a secret.
+    var location: String { get }
+
+    /// How old an orphan payload must be before debris cleanup removes it. A directory store's
+    /// writers all hold the kernel lock, so zero; an object store's lease can expire under a
+    /// stalled holder, so there a grace period protects its upload.
+    var orphanGracePeriod: TimeInterval { get }
+
+    /// Whether the store exists (its marker is there). Reading commands call this and create nothing.
+    func isInitialized() throws -> Bool
+
+    /// Creates the store if it is not there. Refuses (`.invalidInput`) a place that holds other
+    /// things and is not a migsnap store; never changes what it did not create.
+    func initialize() throws
+
+    /// Every object of the store, sorted by name. Objects whose names `ObjectName.isValid` rejects
+    /// are left out (they are not the store's); so are symbolic links and other non-files.
+    func list() throws -> [StoredObject]
+
+    /// A small object's bytes (a manifest, the index, the guards), or nil when there is none.
+    func read(_ name: String) throws -> Data?
+
+    /// Writes a small object atomically: a reader sees the old bytes or the new, never a mix.
+    func write(_ name: String, data: Data) throws
+
+    /// Stores a local file as `name`, atomically, reporting bytes sent. The file lies in this run's
+    /// `ScratchSpace`; the backend may move it (a directory store renames it into place).
+    func upload(file path: String, as name: String, progress: ((Int64) -> Void)?) throws
+
+    /// Puts the object's bytes in a local file inside `scratch` and returns its path: a hard link on
+    /// a directory store (no copy, and a concurrent prune cannot pull it away), a download elsewhere.
+    func fetch(_ name: String, into scratch: ScratchSpace, progress: ((Int64) -> Void)?) throws -> String
+
+    /// `length` bytes from `offset` (fewer at the end of the object).
+    func readRange(_ name: String, offset: Int64, length: Int64) throws -> Data
+
+    /// Removes an object; a missing one is not an error.
+    func delete(_ name: String) throws
+
+    /// A private local directory for this run's temporary files, marked as in use for as long as
+    /// the returned value lives, so that another run's debris cleanup leaves it alone.
+    func makeScratch() throws -> ScratchSpace
+
+    /// The store lock, exclusive across runs (and, for an object store, across machines). Waits up
+    /// to `wait` seconds, then throws `.refused` naming the holder. Released when the value is.
+    func lock(purpose: String, wait: TimeInterval) throws -> StoreLock
+
+    /// Removes what killed runs of this backend left that only it knows of (scratch directories of
+    /// dead runs, temporary files, incomplete multipart uploads). Called with the lock held.
+    func cleanBackendDebris() throws -> [String]
+}
+
+/// A held store lock. Released by `release()` or when the value is freed.
+public protocol StoreLock: AnyObject {
+    func release()
+}
+
+/// The names a store uses. Built only from validated ids and fixed words.
+public enum ObjectName {
+    public static let guards = "guards.json"
+    public static let index = "index.json"
+    public static let manifestSuffix = ".json"
+
+    public static func manifest(id: String) -> String {
+        precondition(SnapshotID.isWellFormed(id), "manifest name from an unchecked id")
+        return id + manifestSuffix
+    }
+
+    /// The payload's name: the id and the engine's extension, `.age` when encrypted.
+    public static func payload(id: String, engine: EngineKind, encrypted: Bool) -> String {
+        precondition(SnapshotID.isWellFormed(id), "payload name from an unchecked id")
+        return "\(id).\(engine.payloadExtension)\(encrypted ? ".age" : "")"
+    }
+
+    /// The id a manifest object's name carries, when it is one.
+    public static func id(ofManifest name: String) -> String? {
+        guard name.hasSuffix(manifestSuffix) else { return nil }
+        let id = String(name.dropLast(manifestSuffix.count))
+        return SnapshotID.isWellFormed(id) ? id : nil
+    }
+
+    /// The id a payload object's name carries, when it is one of the payload names above.
+    public static func id(ofPayload name: String) -> String? {
+        guard let dot = name.firstIndex(of: ".") else { return nil }
+        let id = String(name[..<dot])
+        guard SnapshotID.isWellFormed(id) else { return nil }
+        let known = EngineKind.allCases.flatMap { [payload(id: id, engine: $0, encrypted: false), payload(id: id, engine: $0, encrypted: true)] }
+        return known.contains(name) ? id : nil
+    }
+
+    /// A flat name of safe characters: letters, digits, `.`, `_`, `-`; not `.` or `..`; short.
+    public static func isValid(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 128, name != ".", name != ".." else { return false }
+        return name.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x5F || c == 0x2D
+        }
+    }
+
+    /// Throws unless `isValid`: the last line of defence before a name reaches a backend.
+    public static func check(_ name: String) throws {
+        guard isValid(name) else {
+            throw MigsnapError.failed("Refusing the store object name '\(Shorten.text(name))': not a name migsnap makes.")
+        }
+    }
+}
+
+extension EngineKind {
+    /// The stored file's extension: a gzip of the SQLite file, or pg_dump's custom format.
+    public var payloadExtension: String {
+        switch self {
+        case .sqlite: return "sqlite.gz"
+        case .postgresql: return "pgdump"
+        }
+    }
+}
+
+/// A private local directory for one run's temporary files. Removed when released.
+public final class ScratchSpace {
+    public let path: String
+    private let onRelease: () -> Void
+
+    public init(path: String, onRelease: @escaping () -> Void) {
+        self.path = path
+        self.onRelease = onRelease
+    }
+
+    /// A path for a new file in this space; nothing is created.
+    public func file(_ name: String) -> String {
+        (path as NSString).appendingPathComponent(name)
+    }
+
+    deinit {
+        onRelease()
+    }
+}
+
+/// Shortens user-supplied text for a one-line message: control characters escaped, long text cut.
+public enum Shorten {
+    public static func text(_ text: String, limit: Int = 80) -> String {
+        var escaped = ""
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                escaped += String(format: "\\x%02x", scalar.value)
+            } else {
+                escaped.unicodeScalars.append(scalar)
+            }
+            if escaped.count > limit { return String(escaped.prefix(limit)) + "…" }
+        }
+        return escaped
+    }
+}
