@@ -12,7 +12,7 @@ struct Context {
 
     init(_ global: GlobalOptions) throws {
         config = try global.configuration()
-        store = SnapshotStore(directory: config.storeDirectory)
+        store = try config.snapshotStore(on: DirectoryBackend(directory: config.storeLocation))
         urlOverride = global.url
     }
 
@@ -57,7 +57,7 @@ extension Context {
 
 extension Context {
     /// Warns about each damaged manifest on stderr and returns the readable ones.
-    func reportingDamage(_ scan: (manifests: [Manifest], damaged: [(file: String, problem: String)])) -> [Manifest] {
+    func reportingDamage(_ scan: StoreScan) -> [Manifest] {
         for damaged in scan.damaged {
             Terminal.warn("\(damaged.problem); it is left out. `migsnap verify` fails until it is moved away.")
         }

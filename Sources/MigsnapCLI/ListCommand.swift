@@ -29,7 +29,7 @@ extension Migsnap {
                     return
                 }
                 if manifests.isEmpty {
-                    Terminal.out("No snapshots in \(context.store.directory).")
+                    Terminal.out("No snapshots in \(context.store.location).")
                     return
                 }
                 Terminal.out(Render.manifestTable(manifests))

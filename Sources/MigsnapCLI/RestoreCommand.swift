@@ -44,16 +44,12 @@ extension Migsnap {
                 context.cleanDatabaseDebris(engine)
                 let operation = RestoreOperation(
                     store: context.store, manifest: manifest, engine: engine, versionTable: context.config.versionTable,
-                    safetySnapshot: !noSafetySnapshot && to == nil, undone: { [graph = context.graphIfAvailable()] in RevisionGraph.undone(graph, from: $0, to: $1) })
+                    safetySnapshot: !noSafetySnapshot && to == nil,
+                    guarding: to == nil ? (context.graphIfAvailable(), "restore \(manifest.id)") : nil, undone: { [graph = context.graphIfAvailable()] in RevisionGraph.undone(graph, from: $0, to: $1) })
                 let prepared = try operation.prepare(progress: context.progress())
                 let plan = prepared.plan
                 try Render.execute(plan: plan, manifest: manifest, title: "Restore plan", confirm: confirm, json: output.json) {
-                    let safety = try context.withDatabaseLock(engine) { try operation.apply(prepared, progress: context.progress()) }
-                    if to == nil {
-                        try GuardBook(store: context.store).record(undone: plan.undone, graph: context.graphIfAvailable(),
-                                                                   by: "restore \(manifest.id)")
-                    }
-                    return safety
+                    try context.withDatabaseLock(engine) { try operation.apply(prepared, progress: context.progress()) }
                 }
                 withExtendedLifetime(lock) {}
             }

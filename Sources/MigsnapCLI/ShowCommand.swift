@@ -34,17 +34,38 @@ extension Migsnap {
                     ("pinned", m.pinned ? "yes" : "no"),
                     ("tags", m.tags.isEmpty ? "-" : m.tags.joined(separator: ", ")),
                     ("note", m.note ?? "-"),
-                    ("file", context.store.payloadPath(m)),
+                    ("file", context.store.payloadLocation(m)),
+                    ("encryption", m.encryption.map { "\($0.format) to \($0.recipients.joined(separator: ", "))" } ?? "none"),
                     ("format version", String(m.formatVersion)),
                 ]
                 let width = rows.map(\.0.count).max() ?? 0
                 for (k, v) in rows {
                     Terminal.out("\(k.padding(toLength: width, withPad: " ", startingAt: 0))  \(v)")
                 }
-                Terminal.out(m.engine == .sqlite
-                    ? "By hand: gunzip -c \(context.store.payloadPath(m)) > restored.db"
-                    : "By hand: pg_restore --list \(context.store.payloadPath(m)) (see the README)")
+                Terminal.out(Render.byHand(m, file: context.store.payloadLocation(m)))
             }
         }
+    }
+}
+
+extension Render {
+    /// How to restore the snapshot without migsnap: the README's recipe for this payload.
+    static func byHand(_ m: Manifest, file: String) -> String {
+        var steps: [String] = []
+        var local = file
+        if file.hasPrefix("s3://") {
+            steps.append("aws s3 cp \(file) \(m.file)")
+            local = m.file
+        }
+        let plain = "\(m.id).\(m.engine.payloadExtension)"
+        if m.encryption != nil {
+            steps.append("age -d -i KEY.txt -o \(plain) \(local)")
+            local = plain
+        }
+        switch m.engine {
+        case .sqlite: steps.append("gunzip -c \(local) > restored.db")
+        case .postgresql: steps.append("pg_restore --list \(local) (see the README)")
+        }
+        return "By hand: " + steps.joined(separator: "; ")
     }
 }

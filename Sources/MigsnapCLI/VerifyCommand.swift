@@ -50,7 +50,7 @@ extension Migsnap {
                 if output.json {
                     try Terminal.printJSON(results)
                 } else if results.isEmpty {
-                    Terminal.out("No snapshots to verify in \(context.store.directory).")
+                    Terminal.out("No snapshots to verify in \(context.store.location).")
                 }
                 let failed = results.filter { !$0.ok }.count
                 if failed > 0 {

@@ -35,7 +35,12 @@ public struct Configuration: Sendable {
     /// Where the config file is, or the working directory without one: `.migsnap/` and `retention.json` live here.
     public var projectDirectory: String
     public var workingDirectory: String
-    public var storeDirectory: String
+    /// The store: a directory path (absolute) or an `s3://BUCKET/PREFIX` address.
+    public var storeLocation: String
+    /// Recipients that new payloads are encrypted to (MIGSNAP_AGE_RECIPIENTS or the config), as written.
+    public var ageRecipients: String?
+    /// The age identity file that decrypts payloads (MIGSNAP_AGE_IDENTITY).
+    public var ageIdentityFile: String?
     /// The retention file in force, or nil for the built-in default.
     public var retentionFile: String?
     public var alembicCommand: [String]
@@ -86,6 +91,24 @@ public struct Configuration: Sendable {
             }
         }
 
+        // migsnap's own settings: [migsnap] in the ini file, else [tool.migsnap] in pyproject.toml.
+        var own: [String: String] = [:]
+        if let configFile {
+            let ini = try IniFile(path: configFile)
+            for key in ini.sections["migsnap"]?.keys.sorted() ?? [] {
+                own[key] = try ini.value("migsnap", key, defaults: ["here": projectDirectory])
+            }
+        }
+        if own.isEmpty, let tool = try PyProjectAlembic.read(path: (projectDirectory as NSString).appendingPathComponent("pyproject.toml"), table: "tool.migsnap") {
+            own = tool
+        }
+        let ownSource = configFile.map { "[migsnap] in \($0)" } ?? "[tool.migsnap] in pyproject.toml"
+        func ownPath(_ value: String) -> String {
+            // Paths in the config file are relative to it, as `%(here)s` suggests.
+            value.hasPrefix("/") ? value : URL(fileURLWithPath: (value as NSString).expandingTildeInPath,
+                                                relativeTo: URL(fileURLWithPath: projectDirectory, isDirectory: true)).standardizedFileURL.path
+        }
+
         var scriptLocation: String?
         var versionLocations: [String] = []
         if let location = settings["script_location"], !location.isEmpty {
@@ -118,11 +141,16 @@ public struct Configuration: Sendable {
             urlSource = "sqlalchemy.url in \(configFile ?? "the config file")"
         }
 
+        func storeLocation(_ text: String, relativeTo resolve: (String) -> String) -> String {
+            text.hasPrefix("s3://") ? text : resolve(text)
+        }
         let store: String
         if let s = inputs.store {
-            store = absolute(s)
+            store = storeLocation(s, relativeTo: absolute)
         } else if let s = inputs.environment["MIGSNAP_STORE"], !s.isEmpty {
-            store = absolute(s)
+            store = storeLocation(s, relativeTo: absolute)
+        } else if let s = own["store"], !s.isEmpty {
+            store = storeLocation(s, relativeTo: ownPath)
         } else {
             store = (projectDirectory as NSString).appendingPathComponent(".migsnap")
         }
@@ -132,6 +160,11 @@ public struct Configuration: Sendable {
             retentionFile = absolute(r)
             guard FileManager.default.fileExists(atPath: retentionFile!) else {
                 throw MigsnapError.invalidInput("No retention policy file at \(retentionFile!) (from --retention).")
+            }
+        } else if let r = own["retention"], !r.isEmpty {
+            retentionFile = ownPath(r)
+            guard FileManager.default.fileExists(atPath: retentionFile!) else {
+                throw MigsnapError.invalidInput("No retention policy file at \(retentionFile!) (from \(ownSource)).")
             }
         } else {
             let beside = (projectDirectory as NSString).appendingPathComponent("retention.json")
@@ -147,9 +180,14 @@ public struct Configuration: Sendable {
         let table = inputs.versionTable ?? "alembic_version"
         guard !table.isEmpty else { throw MigsnapError.invalidInput("--version-table is empty.") }
 
+        let env = inputs.environment
+        let recipients = [env["MIGSNAP_AGE_RECIPIENTS"], env["MIGSNAP_AGE_RECIPIENT"]].compactMap { $0 }.filter { !$0.isEmpty }
+        let ageRecipients = recipients.isEmpty ? own["age_recipients"] : recipients.joined(separator: "\n")
+        let ageIdentityFile = env["MIGSNAP_AGE_IDENTITY"].flatMap { $0.isEmpty ? nil : absolute($0) }
+
         return Configuration(
             configFile: configFile, projectDirectory: projectDirectory, workingDirectory: cwd,
-            storeDirectory: store, retentionFile: retentionFile, alembicCommand: alembicCommand,
+            storeLocation: store, ageRecipients: ageRecipients, ageIdentityFile: ageIdentityFile, retentionFile: retentionFile, alembicCommand: alembicCommand,
             versionTable: VersionTable(name: table, schema: inputs.versionTableSchema),
             scriptLocation: scriptLocation, versionLocations: versionLocations,
             recursiveVersionLocations: recursive, environment: inputs.environment,

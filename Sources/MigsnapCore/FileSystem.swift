@@ -65,6 +65,11 @@ public enum FileSystem {
         try syncDirectory((path as NSString).deletingLastPathComponent)
     }
 
+    /// Removes a directory and what it holds; links inside are removed, never followed.
+    public static func removeTree(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
     public static func fileSize(_ path: String) -> Int64? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
@@ -86,16 +91,31 @@ public enum FileSystem {
 }
 
 /// An exclusive lock held by the kernel (flock): it dies with the process, so a killed run never
-/// leaves a stale lock. The holder writes who it is into the file, for the refusal message.
-public final class FileLock {
-    private let fd: Int32
+/// leaves a stale lock. The holder writes who it is into the file, for the refusal message. The
+/// file is opened without following links and must be a regular file of ours with one name, so a
+/// planted link cannot make migsnap write elsewhere; it is overwritten in place, never truncated.
+public final class FileLock: StoreLock {
+    private var fd: Int32
     public let path: String
+    static let noteWidth = 256
 
     /// Tries for `wait` seconds, then throws `.refused` naming the holder.
     public init(path: String, purpose: String, wait: TimeInterval) throws {
         self.path = path
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw FileSystem.osError("open the lock \(path)") }
+        let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            if errno == ELOOP {
+                throw MigsnapError.failed("The lock \(path) is a symbolic link; migsnap does not follow links inside its store.",
+                                          hint: "Remove the link.")
+            }
+            throw FileSystem.osError("open the lock \(path)")
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_nlink == 1, st.st_uid == geteuid() else {
+            close(fd)
+            throw MigsnapError.failed("The lock \(path) is not a plain file of this user's (a link, or another file).",
+                                      hint: "Remove it; migsnap makes a new one.")
+        }
         let deadline = Date().addingTimeInterval(wait)
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             guard errno == EWOULDBLOCK || errno == EINTR else {
@@ -104,24 +124,31 @@ public final class FileLock {
                 throw error
             }
             if Date() >= deadline {
-                let holder = (try? String(contentsOfFile: path, encoding: .utf8))?
-                    .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+                var buffer = [UInt8](repeating: 0, count: Self.noteWidth)
+                let n = pread(fd, &buffer, buffer.count, 0)
+                let holder = String(decoding: buffer.prefix(max(0, n)), as: UTF8.self)
+                    .trimmingCharacters(in: .whitespacesAndNewlines.union(.controlCharacters))
                 close(fd)
                 throw MigsnapError.refused(
-                    "Another migsnap run holds the store lock\(holder.isEmpty ? "" : " (\(holder))").",
+                    "Another migsnap run holds the store lock\(holder.isEmpty ? "" : " (\(Shorten.text(holder, limit: 200)))").",
                     hint: "Wait for it to finish and try again; a killed run releases the lock by itself.")
             }
             usleep(100_000)
         }
         self.fd = fd
-        let note = "pid \(getpid()), \(purpose), since \(RFC3339.string(from: Date()))\n"
-        ftruncate(fd, 0)
-        _ = note.withCString { pwrite(fd, $0, strlen($0), 0) }
+        var note = Array("pid \(getpid()), \(Shorten.text(purpose, limit: 120)), since \(RFC3339.string(from: Date()))".utf8.prefix(Self.noteWidth - 1))
+        note += [UInt8](repeating: 0x20, count: Self.noteWidth - 1 - note.count) + [0x0A]
+        _ = pwrite(fd, note, note.count, 0)
+    }
+
+    public func release() {
+        guard fd >= 0 else { return }
+        flock(fd, LOCK_UN)
+        close(fd)
+        fd = -1
     }
 
     deinit {
-        ftruncate(fd, 0)
-        flock(fd, LOCK_UN)
-        close(fd)
+        release()
     }
 }

@@ -16,6 +16,8 @@ public enum SnapshotReason: String, Codable, Sendable, CaseIterable {
 /// The keys are part of the product contract (DESIGN.md, "JSON shapes"): rename nothing.
 public struct Manifest: Codable, Sendable, Equatable {
     public static let currentFormatVersion = 1
+    /// The format versions this migsnap reads; a manifest of another is reported, not guessed at.
+    public static let supportedFormatVersions: Set<Int> = [1]
 
     public var id: String
     public var createdAt: Date
@@ -36,15 +38,17 @@ public struct Manifest: Codable, Sendable, Equatable {
     @NullEncoded public var note: String?
     /// Redacted: a SQLite file path, or host:port/dbname. Never a password.
     public var database: String
-    /// The stored file's name inside the store.
+    /// The stored file's name inside the store: always `<id>.<extension>`, derived, never trusted.
     public var file: String
+    /// How the payload is encrypted; nil for a plain payload.
+    @NullEncoded public var encryption: PayloadEncryption?
     public var formatVersion: Int
 
     public init(
         id: String, createdAt: Date, engine: EngineKind, revisions: [String], reason: SnapshotReason,
         targetRevision: String? = nil, rawBytes: Int64, storedBytes: Int64, sha256: String,
         pinned: Bool = false, tags: [String] = [], note: String? = nil, database: String, file: String,
-        formatVersion: Int = Manifest.currentFormatVersion
+        encryption: PayloadEncryption? = nil, formatVersion: Int = Manifest.currentFormatVersion
     ) {
         self.id = id
         self.createdAt = createdAt
@@ -60,6 +64,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.note = note
         self.database = database
         self.file = file
+        self.encryption = encryption
         self.formatVersion = formatVersion
     }
 
@@ -78,7 +83,20 @@ public struct Manifest: Codable, Sendable, Equatable {
         case note
         case database
         case file
+        case encryption
         case formatVersion = "format_version"
+    }
+}
+
+/// An encrypted payload: the format and the public recipients it was encrypted to. Never a key.
+public struct PayloadEncryption: Codable, Sendable, Equatable {
+    public static let ageV1 = "age-v1"
+    public var format: String
+    public var recipients: [String]
+
+    public init(format: String, recipients: [String]) {
+        self.format = format
+        self.recipients = recipients
     }
 }
 

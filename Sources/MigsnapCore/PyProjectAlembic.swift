@@ -1,9 +1,9 @@
 import Foundation
 
-/// Reads `[tool.alembic]` from pyproject.toml (Alembic 1.16+): string, boolean and
-/// array-of-string values, which is all Alembic puts there. Other TOML is skipped, not parsed.
+/// Reads `[tool.alembic]` (Alembic 1.16+) or `[tool.migsnap]` from pyproject.toml: string, boolean
+/// and array-of-string values, which is all they hold. Other TOML is skipped, not parsed.
 enum PyProjectAlembic {
-    static func read(path: String) throws -> [String: String]? {
+    static func read(path: String, table: String = "tool.alembic") throws -> [String: String]? {
         guard let data = FileManager.default.contents(atPath: path),
               let text = String(data: data, encoding: .utf8) else { return nil }
         var values: [String: String] = [:]
@@ -22,7 +22,7 @@ enum PyProjectAlembic {
                 continue
             }
             if line.hasPrefix("[") {
-                inTable = line == "[tool.alembic]"
+                inTable = line == "[\(table)]"
                 found = found || inTable
                 continue
             }
@@ -41,7 +41,7 @@ enum PyProjectAlembic {
             } else if let s = stringValue(value) {
                 values[key] = s
             } else {
-                throw MigsnapError.invalidInput("\(path):\(index + 1): cannot read the value of '\(key)' in [tool.alembic].")
+                throw MigsnapError.invalidInput("\(path):\(index + 1): cannot read the value of '\(key)' in [\(table)].")
             }
         }
         return found ? values : nil

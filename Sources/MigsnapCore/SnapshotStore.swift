@@ -3,55 +3,66 @@ import Foundation
 import Glibc
 #endif
 
-/// A directory of snapshots: `<id>.json` manifests beside `<id>.<ext>` payloads, created 0700 with
-/// a `.gitignore`, one kernel-held lock, every write atomic. A snapshot exists once its manifest
-/// exists; the manifest is written last and removed first.
+/// The snapshots of one store: manifests beside payloads on a `StoreBackend` (a directory or a
+/// bucket), one lock, every write atomic. A snapshot exists once its manifest exists; the manifest
+/// is written last and removed first. No path or object name ever comes from a manifest's
+/// contents: names are derived from ids, and a manifest whose id differs from its name is damaged.
 public final class SnapshotStore {
-    public let directory: String
-    static let manifestSuffix = ".json"
-    static let tempPrefix = ".tmp-"
-    static let lockName = ".lock"
+    public let backend: StoreBackend
+    /// Recipients to encrypt new payloads to, and where to find the identity to read them.
+    public let encryption: StoreEncryption
 
-    public init(directory: String) {
-        self.directory = directory
+    public init(backend: StoreBackend, encryption: StoreEncryption = StoreEncryption()) {
+        self.backend = backend
+        self.encryption = encryption
     }
 
-    public func path(_ name: String) -> String {
-        (directory as NSString).appendingPathComponent(name)
+    public convenience init(directory: String) {
+        self.init(backend: DirectoryBackend(directory: directory))
     }
 
-    public func payloadPath(_ manifest: Manifest) -> String {
-        path(manifest.file)
+    /// Where the store is, for messages (never a secret).
+    public var location: String { backend.location }
+
+    /// Where a snapshot's payload is, for a person: a path or an `s3://` address.
+    public func payloadLocation(_ manifest: Manifest) -> String {
+        backend is DirectoryBackend ? (location as NSString).appendingPathComponent(manifest.file) : "\(location)/\(manifest.file)"
     }
 
     public var exists: Bool {
-        var isDir: ObjCBool = false
-        return FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) && isDir.boolValue
+        (try? backend.isInitialized()) ?? false
     }
 
-    /// Creates the store (0700, with a `.gitignore` that ignores everything) if it is not there.
+    /// Creates the store if it is not there (a directory: 0700, marked, with a `.gitignore`).
     public func create() throws {
-        if !exists {
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                        attributes: [.posixPermissions: 0o700])
-            } catch {
-                throw MigsnapError.failed("Cannot create the snapshot store \(directory): \(error.localizedDescription)",
-                                          hint: "Pass --store DIR or set MIGSNAP_STORE to a writable directory.")
-            }
-        }
-        chmod(directory, 0o700)
-        let ignore = path(".gitignore")
-        if !FileManager.default.fileExists(atPath: ignore) {
-            try FileSystem.writeAtomically(Data("# migsnap snapshots hold database contents: never commit them.\n*\n".utf8),
-                                           to: ignore, mode: 0o600)
-        }
+        try backend.initialize()
     }
 
-    /// Takes the store lock (creating the store). Held until the returned lock is released.
-    public func lock(purpose: String, wait: TimeInterval = 5) throws -> FileLock {
+    /// Takes the store lock (creating the store). Held until the returned lock is released; the
+    /// listing index is brought up to date on release.
+    public func lock(purpose: String, wait: TimeInterval = 5) throws -> StoreLock {
         try create()
-        return try FileLock(path: path(Self.lockName), purpose: purpose, wait: wait)
+        return HeldLock(store: self, inner: try backend.lock(purpose: purpose, wait: wait))
+    }
+
+    private final class HeldLock: StoreLock {
+        let store: SnapshotStore
+        var inner: StoreLock?
+
+        init(store: SnapshotStore, inner: StoreLock) {
+            self.store = store
+            self.inner = inner
+        }
+
+        func release() {
+            guard let inner else { return }
+            // A stale or missing index only makes the next listing slower; it never decides anything.
+            try? store.saveIndex()
+            inner.release()
+            self.inner = nil
+        }
+
+        deinit { release() }
     }
 
     // MARK: Reading
@@ -62,44 +73,84 @@ public final class SnapshotStore {
         try scan().manifests
     }
 
-    /// The readable manifests, oldest first, and the manifests that cannot be read, with why.
-    public func scan() throws -> (manifests: [Manifest], damaged: [(file: String, problem: String)]) {
-        guard exists else { return ([], []) }
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory)
-        } catch {
-            throw MigsnapError.failed("Cannot read the snapshot store \(directory): \(error.localizedDescription)")
-        }
-        var result: [Manifest] = []
+    /// The readable manifests, oldest first, and the manifests that cannot be used, with why.
+    public func scan() throws -> StoreScan {
+        guard try backend.isInitialized() else { return StoreScan(manifests: [], damaged: [], entries: [:]) }
+        let objects = try backend.list()
+        let index = loadIndex()
+        var manifests: [Manifest] = []
         var damaged: [(file: String, problem: String)] = []
-        for name in names.sorted() where name.hasSuffix(Self.manifestSuffix)
-            && SnapshotID.isWellFormed(String(name.dropLast(Self.manifestSuffix.count))) {
+        var entries: [String: StoreIndex.Entry] = [:]
+        for object in objects {
+            guard let id = ObjectName.id(ofManifest: object.name) else { continue }
+            let where_ = payloadLocationOfName(object.name)
             do {
-                result.append(try readManifest(path(name)))
+                let manifest: Manifest
+                if let cached = index[object.name], cached.version == object.version, !object.version.isEmpty {
+                    manifest = cached.manifest
+                } else {
+                    guard let data = try backend.read(object.name) else { continue }
+                    manifest = try decodeManifest(data, at: where_)
+                }
+                try Self.check(manifest, id: id, at: where_)
+                manifests.append(manifest)
+                entries[object.name] = StoreIndex.Entry(version: object.version, manifest: manifest)
             } catch let error as MigsnapError {
-                damaged.append((path(name), error.message))
+                damaged.append((where_, error.message))
             }
         }
-        return (result.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }, damaged)
+        manifests.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        return StoreScan(manifests: manifests, damaged: damaged, entries: entries)
     }
 
-    private func readManifest(_ file: String) throws -> Manifest {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw MigsnapError.failed("Cannot read the manifest \(file).")
-        }
+    private func payloadLocationOfName(_ name: String) -> String {
+        backend is DirectoryBackend ? (location as NSString).appendingPathComponent(name) : "\(location)/\(name)"
+    }
+
+    private func decodeManifest(_ data: Data, at where_: String) throws -> Manifest {
         do {
             return try JSON.decoder().decode(Manifest.self, from: data)
         } catch {
-            throw MigsnapError.verificationFailed("The manifest \(file) is damaged (\(error.localizedDescription))",
+            throw MigsnapError.verificationFailed("The manifest \(where_) is damaged (\(Shorten.text(describe(error), limit: 160)))",
                                                   hint: "Move it out of the store; its snapshot can still be restored by hand.")
+        }
+    }
+
+    private func describe(_ error: Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): return "no \(key.stringValue)"
+        case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c), DecodingError.dataCorrupted(let c):
+            let path = c.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? "not a manifest" : "bad \(path)"
+        default: return "not JSON"
+        }
+    }
+
+    /// What makes a readable manifest usable: it names itself, its payload is the one its id and
+    /// engine name, and this migsnap understands its format.
+    static func check(_ manifest: Manifest, id: String, at where_: String) throws {
+        guard manifest.id == id else {
+            throw MigsnapError.verificationFailed(
+                "The manifest \(where_) is damaged: its id '\(Shorten.text(manifest.id))' is not its file name (a copied or edited manifest).",
+                hint: "Move it out of the store.")
+        }
+        guard Manifest.supportedFormatVersions.contains(manifest.formatVersion) else {
+            throw MigsnapError.verificationFailed(
+                "The manifest \(where_) has format_version \(manifest.formatVersion), which this migsnap does not know (it reads \(Manifest.supportedFormatVersions.map(String.init).joined(separator: ", "))).",
+                hint: "Use a newer migsnap for this store.")
+        }
+        let expected = ObjectName.payload(id: id, engine: manifest.engine, encrypted: manifest.encryption != nil)
+        guard manifest.file == expected else {
+            throw MigsnapError.verificationFailed(
+                "The manifest \(where_) is damaged: its file '\(Shorten.text(manifest.file))' is not \(expected).",
+                hint: "Move it out of the store.")
         }
     }
 
     /// The snapshot named by a full id or a unique prefix of one.
     public func resolve(_ idOrPrefix: String) throws -> Manifest {
         guard SnapshotID.isWellFormedPrefix(idOrPrefix) else {
-            throw MigsnapError.invalidInput("'\(idOrPrefix)' is not a snapshot id.",
+            throw MigsnapError.invalidInput("'\(Shorten.text(idOrPrefix))' is not a snapshot id.",
                                             hint: "Run `migsnap list` to see the ids.")
         }
         let all = try manifests()
@@ -123,69 +174,133 @@ public final class SnapshotStore {
         get throws { try manifests().reduce(0) { $0 + $1.storedBytes } }
     }
 
+    // MARK: The listing index
+
+    /// The manifests as the last writer saw them, keyed by object name with the object's version:
+    /// a listing reads only the manifests that changed since, instead of one read per snapshot.
+    private func loadIndex() -> [String: StoreIndex.Entry] {
+        guard let data = try? backend.read(ObjectName.index),
+              let index = try? JSON.decoder().decode(StoreIndex.self, from: data), index.format == StoreIndex.currentFormat
+        else { return [:] }
+        return index.entries
+    }
+
+    /// Rewrites the index when it differs from the manifests. Called with the lock held.
+    public func saveIndex() throws {
+        guard try backend.isInitialized() else { return }
+        let fresh = try scan().entries
+        if fresh == loadIndex() { return }
+        try backend.write(ObjectName.index, data: try JSON.encoder(pretty: false).encode(StoreIndex(entries: fresh)))
+    }
+
     // MARK: Writing (callers hold the lock)
 
     /// A fresh id, later than every id in the store.
     public func newID(now: Date = Date()) throws -> String {
-        let newest = try manifests().map(\.id).max()
+        let newest = try backend.list().compactMap { ObjectName.id(ofManifest: $0.name) ?? ObjectName.id(ofPayload: $0.name) }.max()
         return SnapshotID.make(at: now, after: newest)
     }
 
-    /// Where an engine writes a new payload before it is committed.
-    public func temporaryPayloadPath(id: String, extension ext: String) -> String {
-        path("\(Self.tempPrefix)\(id).\(ext)")
+    /// A private local directory for this run's temporary files (see `StoreBackend.makeScratch`).
+    public func makeScratch() throws -> ScratchSpace {
+        try backend.makeScratch()
     }
 
-    /// Commits a payload written at `temporaryPayloadPath`: checksum, rename, then the manifest, last.
-    public func commit(temporaryPayload: String, manifest draft: Manifest) throws -> Manifest {
+    /// Commits a payload an engine wrote in `scratch`: encrypts it when the store has recipients,
+    /// checksums and stores it, then writes the manifest, last.
+    public func commit(payload file: String, manifest draft: Manifest, scratch: ScratchSpace,
+                       progress: ProgressReporter = SilentProgress()) throws -> Manifest {
         var manifest = draft
-        chmod(temporaryPayload, 0o600)
-        manifest.sha256 = try Hashing.sha256(ofFile: temporaryPayload)
-        manifest.storedBytes = FileSystem.fileSize(temporaryPayload) ?? 0
-        try FileSystem.rename(temporaryPayload, to: payloadPath(manifest))
+        var stored = file
+        if !encryption.recipients.isEmpty {
+            stored = file + ".age"
+            try Age.encrypt(input: file, output: stored, recipients: encryption.recipients) { done in
+                progress.update(phase: "encrypt", done: done, total: manifest.rawBytes)
+            }
+            progress.finish()
+            try FileSystem.remove(file)
+            manifest.encryption = PayloadEncryption(format: PayloadEncryption.ageV1, recipients: encryption.recipients.map(\.text))
+        }
+        manifest.file = ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: manifest.encryption != nil)
+        manifest.sha256 = try Hashing.sha256(ofFile: stored)
+        manifest.storedBytes = FileSystem.fileSize(stored) ?? 0
+        try backend.upload(file: stored, as: manifest.file) { done in
+            progress.update(phase: "store", done: done, total: manifest.storedBytes)
+        }
+        progress.finish()
         try write(manifest)
         return manifest
     }
 
     /// Rewrites a manifest atomically (pin, unpin, tags).
     public func write(_ manifest: Manifest) throws {
-        let data = try JSON.encoder().encode(manifest)
-        try FileSystem.writeAtomically(data, to: path(manifest.id + Self.manifestSuffix))
+        try backend.write(ObjectName.manifest(id: manifest.id), data: try JSON.encoder().encode(manifest))
     }
 
     /// Removes a snapshot: the manifest first, so a killed run never leaves a listed snapshot
     /// without its file; a payload without a manifest is debris the next run removes.
     public func remove(_ manifest: Manifest) throws {
-        try FileSystem.remove(path(manifest.id + Self.manifestSuffix))
-        try FileSystem.remove(payloadPath(manifest))
+        try backend.delete(ObjectName.manifest(id: manifest.id))
+        try backend.delete(ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: manifest.encryption != nil))
     }
 
-    /// Removes what killed runs left: temporary files, and payloads whose manifest was never
-    /// written (or was removed by a prune that did not finish). Call with the lock held.
+    /// Removes what killed runs left: the backend's own debris, and payloads whose manifest was
+    /// never written (or was removed by a prune that did not finish). Call with the lock held.
     @discardableResult
-    public func cleanDebris() throws -> [String] {
-        guard exists else { return [] }
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        let ids = Set(names.filter { $0.hasSuffix(Self.manifestSuffix) && !$0.hasPrefix(".") }
-            .map { String($0.dropLast(Self.manifestSuffix.count)) })
-        var removed: [String] = []
-        for name in names where name != Self.lockName && name != ".gitignore" && !name.hasSuffix(Self.manifestSuffix) {
-            let isTemp = name.hasPrefix(Self.tempPrefix)
-            let id = name.split(separator: ".", maxSplits: 1).first.map(String.init) ?? name
-            let orphan = !name.hasPrefix(".") && SnapshotID.isWellFormed(id) && !ids.contains(id)
-            if isTemp || orphan {
-                try FileSystem.remove(path(name))
-                removed.append(name)
-            }
+    public func cleanDebris(now: Date = Date()) throws -> [String] {
+        guard try backend.isInitialized() else { return [] }
+        var removed = try backend.cleanBackendDebris()
+        let objects = try backend.list()
+        let listed = Set(objects.compactMap { ObjectName.id(ofManifest: $0.name) })
+        for object in objects {
+            guard let id = ObjectName.id(ofPayload: object.name), !listed.contains(id) else { continue }
+            if let modified = object.modified, now.timeIntervalSince(modified) < backend.orphanGracePeriod { continue }
+            try backend.delete(object.name)
+            removed.append(object.name)
         }
         return removed
     }
 
-    /// Checks the stored file against the manifest's size and SHA-256.
-    public func verifyChecksum(_ manifest: Manifest, progress: ((Int64) -> Void)? = nil) throws {
-        let file = payloadPath(manifest)
+    // MARK: Payloads for engines
+
+    /// The snapshot's payload as a local file an engine can read, in `scratch`: fetched, checked
+    /// against the manifest's size and SHA-256, and decrypted when it is encrypted.
+    public func localPayload(_ manifest: Manifest, scratch: ScratchSpace, progress: ProgressReporter = SilentProgress()) throws -> URL {
+        let fetched: String
+        do {
+            fetched = try backend.fetch(manifest.file, into: scratch) { done in
+                progress.update(phase: "fetch \(manifest.id)", done: done, total: manifest.storedBytes)
+            }
+        } catch let error as MigsnapError {
+            if case .verificationFailed = error {
+                throw MigsnapError.verificationFailed("Snapshot \(manifest.id): its file \(payloadLocation(manifest)) is missing.")
+            }
+            throw error.prefixed("Snapshot \(manifest.id)")
+        }
+        progress.finish()
+        try Self.verifyChecksum(manifest, file: fetched, location: payloadLocation(manifest)) { done in
+            progress.update(phase: "checksum \(manifest.id)", done: done, total: manifest.storedBytes)
+        }
+        progress.finish()
+        guard manifest.encryption != nil else { return URL(fileURLWithPath: fetched) }
+        let identities = try encryption.identities()
+        let plain = scratch.file(ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: false))
+        do {
+            try Age.decrypt(input: fetched, output: plain, identities: identities) { done in
+                progress.update(phase: "decrypt \(manifest.id)", done: done, total: manifest.storedBytes)
+            }
+        } catch let error as MigsnapError {
+            throw error.prefixed("Snapshot \(manifest.id)")
+        }
+        progress.finish()
+        try? FileSystem.remove(fetched)
+        return URL(fileURLWithPath: plain)
+    }
+
+    /// Checks a local copy of a payload against the manifest's size and SHA-256.
+    static func verifyChecksum(_ manifest: Manifest, file: String, location: String, progress: ((Int64) -> Void)? = nil) throws {
         guard let size = FileSystem.fileSize(file) else {
-            throw MigsnapError.verificationFailed("Snapshot \(manifest.id): its file \(file) is missing.")
+            throw MigsnapError.verificationFailed("Snapshot \(manifest.id): its file \(location) is missing.")
         }
         guard size == manifest.storedBytes else {
             throw MigsnapError.verificationFailed(
@@ -196,6 +311,45 @@ public final class SnapshotStore {
             throw MigsnapError.verificationFailed("Snapshot \(manifest.id): checksum mismatch, the file is corrupted.",
                                                   hint: "Restore another snapshot; `migsnap verify` checks them all.")
         }
+    }
+}
+
+/// What a listing of the store found.
+public struct StoreScan {
+    public var manifests: [Manifest]
+    public var damaged: [(file: String, problem: String)]
+    var entries: [String: StoreIndex.Entry]
+}
+
+/// `index.json`: every manifest with the version of its object when it was read.
+struct StoreIndex: Codable, Equatable {
+    static let currentFormat = 1
+    struct Entry: Codable, Equatable {
+        var version: String
+        var manifest: Manifest
+    }
+    var format = StoreIndex.currentFormat
+    var entries: [String: Entry]
+}
+
+/// Encryption of a store's payloads: the recipients new payloads are encrypted to, and the
+/// identity file that decrypts them (read only when a payload must be decrypted).
+public struct StoreEncryption: Sendable {
+    public var recipients: [AgeRecipient]
+    /// An `age-keygen` file, from MIGSNAP_AGE_IDENTITY.
+    public var identityFile: String?
+
+    public init(recipients: [AgeRecipient] = [], identityFile: String? = nil) {
+        self.recipients = recipients
+        self.identityFile = identityFile
+    }
+
+    func identities() throws -> [AgeIdentity] {
+        guard let identityFile else {
+            throw MigsnapError.invalidInput("The snapshot is encrypted and no identity is configured to decrypt it.",
+                                            hint: "Set MIGSNAP_AGE_IDENTITY to the file age-keygen wrote (the key for one of the manifest's recipients).")
+        }
+        return try AgeIdentity.load(file: identityFile)
     }
 }
 
@@ -270,5 +424,14 @@ public enum SnapshotID {
     /// A prefix a user may type: digits and dashes only, so `/`, `..` and the like never reach the file system.
     public static func isWellFormedPrefix(_ text: String) -> Bool {
         !text.isEmpty && text.count <= 19 && text.allSatisfy { $0.isASCII && ($0.isNumber || $0 == "-") }
+    }
+}
+
+extension Configuration {
+    /// The store on `backend`, with the encryption this configuration asks for. A malformed
+    /// recipient is an error now, before anything is written.
+    public func snapshotStore(on backend: StoreBackend) throws -> SnapshotStore {
+        let recipients = try ageRecipients.map(Age.parseRecipients) ?? []
+        return SnapshotStore(backend: backend, encryption: StoreEncryption(recipients: recipients, identityFile: ageIdentityFile))
     }
 }

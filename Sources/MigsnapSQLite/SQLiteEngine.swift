@@ -90,9 +90,14 @@ public final class SQLiteEngine: DatabaseEngine {
                                rowCounts: try Self.rowCounts(in: image))
             }
         } catch let error as MigsnapError {
-            // Whatever stops us from reading the payload fully means it cannot be trusted.
-            if case .verificationFailed = error { throw error }
-            throw MigsnapError.verificationFailed(error.message, hint: error.hint)
+            switch error {
+            case .verificationFailed, .failed:
+                // A failure of the machine (a full disk, an unreadable scratch file) is not a
+                // failure of the snapshot: it stays `.failed`, exit 1, and says so.
+                throw error
+            case .invalidInput, .refused:
+                throw MigsnapError.verificationFailed(error.message, hint: error.hint)
+            }
         }
     }
 

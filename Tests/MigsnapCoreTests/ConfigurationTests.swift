@@ -24,7 +24,7 @@ struct ConfigurationTests {
         #expect(c.versionLocations == [dir.sub("migrations/versions"), dir.sub("more")])
         #expect(c.recursiveVersionLocations)
         #expect(try c.databaseURL() == .sqlite(path: dir.sub("app%1.db")))
-        #expect(c.storeDirectory == dir.sub(".migsnap"))
+        #expect(c.storeLocation == dir.sub(".migsnap"))
         #expect(c.retentionFile == nil)
         #expect(c.alembicCommand == ["alembic"])
     }
@@ -48,7 +48,7 @@ struct ConfigurationTests {
         let c = try Configuration.resolve(ConfigurationInputs(configPath: "conf/alembic.ini", environment: [:], workingDirectory: dir.path))
         #expect(c.scriptLocation == dir.sub("migrations"))
         #expect(c.projectDirectory == dir.sub("conf"))
-        #expect(c.storeDirectory == dir.sub("conf/.migsnap"))
+        #expect(c.storeLocation == dir.sub("conf/.migsnap"))
     }
 
     @Test func alembicConfigEnvironmentAndMissingFile() throws {
@@ -92,13 +92,13 @@ struct ConfigurationTests {
         try dir.write("retention.json", "{}")
         let c = try Configuration.resolve(ConfigurationInputs(
             environment: ["MIGSNAP_STORE": "snaps", "MIGSNAP_ALEMBIC": "poetry run 'my alembic'"], workingDirectory: dir.path))
-        #expect(c.storeDirectory == dir.sub("snaps"))
+        #expect(c.storeLocation == dir.sub("snaps"))
         #expect(c.retentionFile == dir.sub("retention.json"))
         #expect(c.alembicCommand == ["poetry", "run", "my alembic"])
         let flags = try Configuration.resolve(ConfigurationInputs(store: "/tmp/s", alembic: "python -m alembic",
                                                                   versionTable: "my_versions", versionTableSchema: "meta",
                                                                   environment: ["MIGSNAP_STORE": "snaps"], workingDirectory: dir.path))
-        #expect(flags.storeDirectory == "/tmp/s")
+        #expect(flags.storeLocation == "/tmp/s")
         #expect(flags.alembicCommand == ["python", "-m", "alembic"])
         #expect(flags.versionTable == VersionTable(name: "my_versions", schema: "meta"))
     }

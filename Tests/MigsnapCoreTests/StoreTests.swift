@@ -10,9 +10,18 @@ struct StoreTests {
     }
 
     func commit(_ store: SnapshotStore, _ m: Manifest, payload: String = "data") throws -> Manifest {
-        let temp = store.temporaryPayloadPath(id: m.id, extension: "sqlite.gz")
+        let scratch = try store.makeScratch()
+        let temp = scratch.file(m.file)
         try payload.write(toFile: temp, atomically: false, encoding: .utf8)
-        return try store.commit(temporaryPayload: temp, manifest: m)
+        return try store.commit(payload: temp, manifest: m, scratch: scratch)
+    }
+
+    func file(_ store: SnapshotStore, _ name: String) -> String {
+        (store.location as NSString).appendingPathComponent(name)
+    }
+
+    func verify(_ store: SnapshotStore, _ m: Manifest) throws {
+        _ = try store.localPayload(m, scratch: try store.makeScratch())
     }
 
     @Test func createsPrivateStoreWithGitignore() throws {
@@ -20,11 +29,11 @@ struct StoreTests {
         defer { dir.remove() }
         let store = SnapshotStore(directory: dir.sub("s"))
         try store.create()
-        #expect(FileSystem.permissions(store.directory) == 0o700)
-        #expect(try String(contentsOfFile: store.path(".gitignore"), encoding: .utf8).contains("*"))
+        #expect(FileSystem.permissions(store.location) == 0o700)
+        #expect(try String(contentsOfFile: file(store, ".gitignore"), encoding: .utf8).contains("*"))
         let m = try commit(store, manifest("20261126-100000-000"))
-        #expect(FileSystem.permissions(store.payloadPath(m)) == 0o600)
-        #expect(FileSystem.permissions(store.path("\(m.id).json")) == 0o600)
+        #expect(FileSystem.permissions(store.payloadLocation(m)) == 0o600)
+        #expect(FileSystem.permissions(file(store, "\(m.id).json")) == 0o600)
         #expect(m.storedBytes == 4)
         #expect(m.sha256 == Hashing.sha256(of: Data("data".utf8)))
         #expect(try store.manifests() == [m])
@@ -53,14 +62,14 @@ struct StoreTests {
         defer { dir.remove() }
         let store = SnapshotStore(directory: dir.path)
         let m = try commit(store, manifest("20261126-100000-000"), payload: "0123456789")
-        try store.verifyChecksum(m)
-        try "0123456780".write(toFile: store.payloadPath(m), atomically: false, encoding: .utf8)
+        try verify(store, m)
+        try "0123456780".write(toFile: store.payloadLocation(m), atomically: false, encoding: .utf8)
         #expect(throws: MigsnapError.verificationFailed("Snapshot \(m.id): checksum mismatch, the file is corrupted.",
                                                          hint: "Restore another snapshot; `migsnap verify` checks them all.")) {
-            try store.verifyChecksum(m)
+            try verify(store, m)
         }
-        try "01234".write(toFile: store.payloadPath(m), atomically: false, encoding: .utf8)
-        #expect { try store.verifyChecksum(m) } throws: { error in
+        try "01234".write(toFile: store.payloadLocation(m), atomically: false, encoding: .utf8)
+        #expect { try verify(store, m) } throws: { error in
             if case .verificationFailed(let message, _) = error as? MigsnapError { return message.contains("truncated") }
             return false
         }
@@ -72,12 +81,18 @@ struct StoreTests {
         let store = SnapshotStore(directory: dir.path)
         let kept = try commit(store, manifest("20261126-100000-000"))
         // A killed snapshot: a temporary payload, and a committed payload whose manifest never came.
-        try "x".write(toFile: store.temporaryPayloadPath(id: "20261126-110000-000", extension: "sqlite.gz"), atomically: false, encoding: .utf8)
-        try "x".write(toFile: store.path("20261126-120000-000.sqlite.gz"), atomically: false, encoding: .utf8)
+        try "x".write(toFile: file(store, ".tmp-1234-20261126-110000-000.json"), atomically: false, encoding: .utf8)
+        try "x".write(toFile: file(store, "20261126-120000-000.sqlite.gz"), atomically: false, encoding: .utf8)
+        // A killed run's scratch directory (no live owner), and a live run's, which must survive.
+        try FileManager.default.createDirectory(atPath: file(store, ".scratch-dead"), withIntermediateDirectories: false)
+        try "x".write(toFile: file(store, ".scratch-dead/.owner"), atomically: false, encoding: .utf8)
+        let live = try store.makeScratch()
+        try "x".write(toFile: live.file("20261126-130000-000.sqlite.gz"), atomically: false, encoding: .utf8)
         #expect(try store.manifests().map(\.id) == [kept.id])
         let removed = try store.cleanDebris()
-        #expect(Set(removed) == [".tmp-20261126-110000-000.sqlite.gz", "20261126-120000-000.sqlite.gz"])
-        #expect(FileManager.default.fileExists(atPath: store.payloadPath(kept)))
+        #expect(Set(removed) == [".tmp-1234-20261126-110000-000.json", "20261126-120000-000.sqlite.gz", ".scratch-dead"])
+        #expect(FileManager.default.fileExists(atPath: live.file("20261126-130000-000.sqlite.gz")))
+        #expect(FileManager.default.fileExists(atPath: store.payloadLocation(kept)))
         #expect(try store.manifests().map(\.id) == [kept.id])
     }
 
@@ -88,7 +103,7 @@ struct StoreTests {
         let m = try commit(store, manifest("20261126-100000-000"))
         try store.remove(m)
         #expect(try store.manifests().isEmpty)
-        #expect(!FileManager.default.fileExists(atPath: store.payloadPath(m)))
+        #expect(!FileManager.default.fileExists(atPath: store.payloadLocation(m)))
     }
 
     @Test func idsAreSortableUniqueAndIncreasing() throws {
@@ -106,7 +121,7 @@ struct StoreTests {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = SnapshotStore(directory: dir.path)
-        var first: FileLock? = try store.lock(purpose: "upgrade")
+        var first: StoreLock? = try store.lock(purpose: "upgrade")
         #expect {
             try store.lock(purpose: "prune", wait: 0.2)
         } throws: { error in

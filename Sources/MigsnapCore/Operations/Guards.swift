@@ -19,32 +19,44 @@ public struct Guard: Codable, Equatable, Sendable {
 /// The guards of one store, kept in `guards.json` beside the snapshots, written atomically.
 public struct GuardBook {
     public let store: SnapshotStore
-    var file: String { store.path("guards.json") }
 
     public init(store: SnapshotStore) {
         self.store = store
     }
 
     public func load() throws -> [Guard] {
-        guard let data = FileManager.default.contents(atPath: file) else { return [] }
+        guard try store.backend.isInitialized(), let data = try store.backend.read(ObjectName.guards) else { return [] }
         do {
             return try JSON.decoder().decode([Guard].self, from: data)
         } catch {
-            throw MigsnapError.invalidInput("The guard file \(file) is damaged: \(error).",
+            throw MigsnapError.invalidInput("The guard file \(ObjectName.guards) in \(store.location) is damaged.",
                                             hint: "Remove it to forget the guards (upgrade will no longer refuse undone migrations).")
         }
     }
 
-    /// Remembers the undone revisions with their current file contents.
-    public func record(undone: [String], graph: RevisionGraph?, by: String, now: Date = Date()) throws {
-        guard let graph, !undone.isEmpty else { return }
-        var guards = try load().filter { !undone.contains($0.revision) }
+    /// Remembers the undone revisions with their current file contents. Returns the guards as they
+    /// were before, for `restore(_:)` should the change they record not happen after all.
+    @discardableResult
+    public func record(undone: [String], graph: RevisionGraph?, by: String, now: Date = Date()) throws -> [Guard] {
+        let before = try load()
+        guard let graph, !undone.isEmpty else { return before }
+        var guards = before.filter { !undone.contains($0.revision) }
         for revision in undone {
             guard let script = graph.script(revision) else { continue }
             guards.append(Guard(revision: revision, file: script.path, sha256: script.contentSHA256, recordedAt: now, by: by))
         }
+        try save(guards)
+        return before
+    }
+
+    /// Puts back the guards `record` returned (its restore or rollback did not happen).
+    public func restore(_ guards: [Guard]) throws {
+        try save(guards)
+    }
+
+    private func save(_ guards: [Guard]) throws {
         try store.create()
-        try FileSystem.writeAtomically(try JSON.encoder().encode(guards), to: file)
+        try store.backend.write(ObjectName.guards, data: try JSON.encoder().encode(guards))
     }
 
     /// Forgets the guards of revisions that were applied again (edited, or forced).
@@ -52,7 +64,7 @@ public struct GuardBook {
         let guards = try load()
         let kept = guards.filter { !revisions.contains($0.revision) }
         if kept.count != guards.count {
-            try FileSystem.writeAtomically(try JSON.encoder().encode(kept), to: file)
+            try save(kept)
         }
     }
 

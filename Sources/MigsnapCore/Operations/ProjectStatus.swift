@@ -40,7 +40,7 @@ public struct ProjectStatus: Encodable {
         return ProjectStatus(
             engine: engine.kind, database: engine.redactedLocation, exists: exists, current: current,
             newestSnapshot: scan.manifests.last, snapshots: scan.manifests.count,
-            storeBytes: scan.manifests.reduce(0) { $0 + $1.storedBytes }, store: store.directory,
+            storeBytes: scan.manifests.reduce(0) { $0 + $1.storedBytes }, store: store.location,
             config: configuration.configFile, heads: graph?.heads, pending: pending,
             guards: try graph.map { try GuardBook(store: store).open(graph: $0) } ?? [], warnings: warnings)
     }

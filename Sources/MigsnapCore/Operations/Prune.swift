@@ -26,7 +26,7 @@ public enum Prune {
     /// Removes the snapshots decided `remove`, each manifest first so that a killed prune never
     /// leaves a listed snapshot without its file. The caller holds the store lock.
     public static func apply(_ decisions: [RetentionDecision], store: SnapshotStore) throws -> [Manifest] {
-        let byID = Dictionary(uniqueKeysWithValues: try store.manifests().map { ($0.id, $0) })
+        let byID = Dictionary(try store.manifests().map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var removed: [Manifest] = []
         for decision in decisions where decision.action == .remove {
             guard let manifest = byID[decision.id] else { continue }

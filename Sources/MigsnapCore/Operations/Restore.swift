@@ -61,9 +61,13 @@ public struct RestoreOperation {
     public var safetySnapshot: Bool
     /// Computes the migrations undone from the current revisions to the snapshot's, newest first.
     public var undone: ([String], [String]) throws -> [String]
+    /// Where the undone migrations are guarded (the live database), and what to call the change.
+    public var guarding: (graph: RevisionGraph?, by: String)?
 
     public init(store: SnapshotStore, manifest: Manifest, engine: DatabaseEngine, versionTable: VersionTable,
-                safetySnapshot: Bool, undone: @escaping ([String], [String]) throws -> [String]) {
+                safetySnapshot: Bool, guarding: (graph: RevisionGraph?, by: String)?,
+                undone: @escaping ([String], [String]) throws -> [String]) {
+        self.guarding = guarding
         self.store = store
         self.manifest = manifest
         self.engine = engine
@@ -78,11 +82,11 @@ public struct RestoreOperation {
             throw MigsnapError.invalidInput(
                 "Snapshot \(manifest.id) is a \(manifest.engine.rawValue) snapshot; \(engine.redactedLocation) is a \(engine.kind.rawValue) database.")
         }
-        try store.verifyChecksum(manifest) { done in progress.update(phase: "checksum", done: done, total: manifest.storedBytes) }
-        progress.finish()
+        let scratch = try store.makeScratch()
+        let payload = try store.localPayload(manifest, scratch: scratch, progress: progress)
         let staged: StagedRestore
         do {
-            staged = try engine.stageRestore(payload: URL(fileURLWithPath: store.payloadPath(manifest)), versionTable: versionTable, progress: progress)
+            staged = try engine.stageRestore(payload: payload, versionTable: versionTable, progress: progress)
         } catch let error as MigsnapError {
             throw error.prefixed("Snapshot \(manifest.id)")
         }
@@ -115,10 +119,22 @@ public struct RestoreOperation {
                 throw MigsnapError.failed("The safety snapshot failed, so nothing was restored: \(error.message)", hint: error.hint)
             }
         }
+        let saved = safety.map { " The state before is saved as snapshot \($0.id)." } ?? ""
+        // The guards are written before the swap: once the database has changed, nothing may be
+        // left to record, or a full disk could lose the guard and let `upgrade` repeat the loss.
+        let book = GuardBook(store: store)
+        var guardsBefore: [Guard]?
+        if let guarding {
+            do {
+                guardsBefore = try book.record(undone: prepared.plan.undone, graph: guarding.graph, by: guarding.by)
+            } catch let error as MigsnapError {
+                throw error.prefixed("Could not record the undone migrations, so nothing was restored.\(saved)")
+            }
+        }
         do {
             try prepared.staged.commit(progress: progress)
         } catch let error as MigsnapError {
-            let saved = safety.map { " The state before is saved as snapshot \($0.id)." } ?? ""
+            if let guardsBefore { try? book.restore(guardsBefore) }
             throw error.prefixed("Restore of \(manifest.id) failed; the database was left as it was.\(saved)")
         }
         let now = try engine.currentRevisions(versionTable: versionTable)

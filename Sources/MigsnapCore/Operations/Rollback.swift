@@ -31,7 +31,7 @@ extension MigrationRun {
         if let manifest = candidates.last {
             let undone = downgrade.undone
             let operation = RestoreOperation(store: store, manifest: manifest, engine: engine, versionTable: versionTable,
-                                             safetySnapshot: true, undone: { _, _ in undone })
+                                             safetySnapshot: true, guarding: (graph, "rollback \(target)"), undone: { _, _ in undone })
             let prepared = try operation.prepare(progress: progress)
             return (prepared.plan, .restore(operation, prepared))
         }
@@ -62,9 +62,12 @@ extension MigrationRun {
             } catch let error as MigsnapError {
                 throw error.prefixed("The safety snapshot failed, so Alembic's downgrade did not run")
             }
+            let book = GuardBook(store: store)
+            let guardsBefore = try book.record(undone: plan.undone, graph: graph, by: "rollback \(target)")
             do {
                 try alembic.run(["downgrade", target])
             } catch let error as MigsnapError {
+                try? book.restore(guardsBefore)
                 throw MigsnapError.failed("\(error.message) Snapshot \(safety!.id) holds the state before the downgrade.",
                                           hint: "`migsnap restore \(safety!.id)` returns to it.")
             }
@@ -73,7 +76,6 @@ extension MigrationRun {
                 throw MigsnapError.failed("After `alembic downgrade \(target)` the database is at \(Revisions.describe(now)), expected \(Revisions.describe(plan.target)).")
             }
         }
-        try GuardBook(store: store).record(undone: plan.undone, graph: graph, by: "rollback \(target)")
         return safety
     }
 }

@@ -30,7 +30,8 @@ public enum TakeSnapshot {
         try store.create()
         try store.cleanDebris()
         let id = try store.newID(now: now)
-        let temporary = store.temporaryPayloadPath(id: id, extension: engine.payloadExtension)
+        let scratch = try store.makeScratch()
+        let temporary = scratch.file(ObjectName.payload(id: id, engine: engine.kind, encrypted: false))
         do {
             let capture = try engine.snapshot(into: URL(fileURLWithPath: temporary), versionTable: versionTable, progress: progress)
             progress.finish()
@@ -38,11 +39,10 @@ public enum TakeSnapshot {
                 id: id, createdAt: now, engine: engine.kind, revisions: capture.revisions.sorted(),
                 reason: request.reason, targetRevision: request.targetRevision, rawBytes: capture.rawBytes,
                 storedBytes: 0, sha256: "", pinned: request.pinned, tags: request.tags, note: request.note,
-                database: engine.redactedLocation, file: "\(id).\(engine.payloadExtension)")
-            return try store.commit(temporaryPayload: temporary, manifest: draft)
+                database: engine.redactedLocation, file: ObjectName.payload(id: id, engine: engine.kind, encrypted: false))
+            return try store.commit(payload: temporary, manifest: draft, scratch: scratch, progress: progress)
         } catch {
             progress.finish()
-            try? FileSystem.remove(temporary)
             throw error
         }
     }

@@ -93,7 +93,8 @@ extension MigrationRun {
         }
         log("Migration \(step) failed; restoring snapshot \(snapshot.id)")
         do {
-            try engine.restore(payload: URL(fileURLWithPath: store.payloadPath(snapshot)), expectedRevisions: snapshot.revisions,
+            let scratch = try store.makeScratch()
+            try engine.restore(payload: try store.localPayload(snapshot, scratch: scratch, progress: progress), expectedRevisions: snapshot.revisions,
                                versionTable: versionTable, progress: progress)
             progress.finish()
         } catch let restoreError as MigsnapError {

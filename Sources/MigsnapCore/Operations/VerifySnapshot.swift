@@ -6,10 +6,11 @@ public enum VerifySnapshot {
     public static func run(_ manifest: Manifest, store: SnapshotStore, engine: DatabaseEngine, versionTable: VersionTable,
                            progress: ProgressReporter) throws -> PayloadContent {
         defer { progress.finish() }
-        try store.verifyChecksum(manifest) { done in progress.update(phase: "checksum \(manifest.id)", done: done, total: manifest.storedBytes) }
+        let scratch = try store.makeScratch()
+        let payload = try store.localPayload(manifest, scratch: scratch, progress: progress)
         let content: PayloadContent
         do {
-            content = try engine.inspect(payload: URL(fileURLWithPath: store.payloadPath(manifest)), versionTable: versionTable, progress: progress)
+            content = try engine.inspect(payload: payload, versionTable: versionTable, progress: progress)
         } catch let error as MigsnapError {
             throw error.prefixed("Snapshot \(manifest.id)")
         }
