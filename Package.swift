@@ -34,6 +34,7 @@ let package = Package(
         .testTarget(name: "MigsnapCompressionTests", dependencies: ["MigsnapCompression"]),
         .testTarget(name: "MigsnapSQLiteTests", dependencies: ["MigsnapSQLite", "MigsnapCore"]),
         .testTarget(name: "MigsnapPostgresTests", dependencies: ["MigsnapPostgres", "MigsnapCore"]),
+        .testTarget(name: "StoreConformanceTests", dependencies: ["MigsnapCore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["MigsnapCore"]),
     ]
 )

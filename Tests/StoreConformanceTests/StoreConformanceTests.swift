@@ -1,0 +1,158 @@
+import Foundation
+import MigsnapCore
+import Testing
+
+/// The storage protocol's contract, run against every backend (restic's backend test suite is the
+/// model): what the snapshot store relies on, checked on real directories and a real S3 server.
+@Suite("Store conformance")
+struct StoreConformanceTests {
+    @Test(arguments: BackendKind.allCases)
+    func initializeCreatesOnlyWhatItOwns(_ kind: BackendKind) throws {
+        let fixture = try kind.make()
+        defer { withExtendedLifetime(fixture) {} }
+        let backend = fixture.backend
+        #expect(try !backend.isInitialized())
+        #expect(try backend.list().isEmpty)
+        try backend.initialize()
+        #expect(try backend.isInitialized())
+        try backend.initialize()
+        // The store's own marker, lock and ignore file are not objects.
+        #expect(try backend.list().isEmpty)
+        // A place holding things that are not a store is refused, and left as it was.
+        let foreign = try kind.make()
+        defer { withExtendedLifetime(foreign) {} }
+        try foreign.plant("notes.txt", Data("theirs".utf8))
+        #expect { try foreign.backend.initialize() } throws: { error in
+            guard case .invalidInput(let message, _) = error as? MigsnapError else { return false }
+            return message.contains("not a migsnap store")
+        }
+        #expect(try !foreign.backend.isInitialized())
+    }
+
+    @Test(arguments: BackendKind.allCases)
+    func smallObjectsRoundTripAndReplaceAtomically(_ kind: BackendKind) throws {
+        let fixture = try kind.make()
+        defer { withExtendedLifetime(fixture) {} }
+        let backend = try fixture.initialized()
+        #expect(try backend.read("a.json") == nil)
+        try backend.write("a.json", data: Data("one".utf8))
+        let first = try #require(try backend.list().first { $0.name == "a.json" })
+        #expect(first.size == 3)
+        try backend.write("a.json", data: Data("second".utf8))
+        #expect(try backend.read("a.json") == Data("second".utf8))
+        let second = try #require(try backend.list().first { $0.name == "a.json" })
+        #expect(second.size == 6)
+        #expect(second.version != first.version, "a rewritten object must show a new version")
+        try backend.write("empty.json", data: Data())
+        #expect(try backend.read("empty.json") == Data())
+        try backend.delete("a.json")
+        try backend.delete("a.json")
+        #expect(try backend.read("a.json") == nil)
+        #expect(try backend.list().map(\.name) == ["empty.json"])
+    }
+
+    @Test(arguments: BackendKind.allCases)
+    func namesThatCouldLeaveTheStoreAreRefused(_ kind: BackendKind) throws {
+        let fixture = try kind.make()
+        defer { withExtendedLifetime(fixture) {} }
+        let backend = try fixture.initialized()
+        for name in ["../x", "a/b", "..", ".", "", "x\ny", "/etc/passwd", String(repeating: "a", count: 200)] {
+            #expect(throws: MigsnapError.self, "\(name)") { try backend.write(name, data: Data("x".utf8)) }
+            #expect(throws: MigsnapError.self, "\(name)") { try backend.read(name) }
+            #expect(throws: MigsnapError.self, "\(name)") { try backend.delete(name) }
+        }
+        #expect(try backend.list().isEmpty)
+    }
+
+    @Test(arguments: BackendKind.allCases)
+    func payloadsUploadFetchAndReadByRange(_ kind: BackendKind) throws {
+        let fixture = try kind.make()
+        defer { withExtendedLifetime(fixture) {} }
+        let backend = try fixture.initialized()
+        var bytes = [UInt8](repeating: 0, count: 3 * 1024 * 1024 + 17)
+        for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
+        let data = Data(bytes)
+        let scratch = try backend.makeScratch()
+        let source = scratch.file("upload.bin")
+        try data.write(to: URL(fileURLWithPath: source))
+        var sent: Int64 = 0
+        try backend.upload(file: source, as: "20261127-100000-000.sqlite.gz") { sent = $0 }
+        #expect(sent == Int64(data.count))
+        #expect(try backend.list().map(\.name) == ["20261127-100000-000.sqlite.gz"])
+        #expect(try backend.list().first?.size == Int64(data.count))
+
+        let reader = try backend.makeScratch()
+        let local = try backend.fetch("20261127-100000-000.sqlite.gz", into: reader, progress: nil)
+        #expect(local.hasPrefix(reader.path))
+        #expect(FileManager.default.contents(atPath: local) == data)
+
+        #expect(try backend.readRange("20261127-100000-000.sqlite.gz", offset: 0, length: 10) == data.prefix(10))
+        #expect(try backend.readRange("20261127-100000-000.sqlite.gz", offset: 1_000_000, length: 4096) == data[1_000_000..<1_004_096])
+        #expect(try backend.readRange("20261127-100000-000.sqlite.gz", offset: Int64(data.count - 5), length: 100) == data.suffix(5))
+
+        #expect { try backend.fetch("20261127-110000-000.sqlite.gz", into: reader, progress: nil) } throws: { error in
+            if case .verificationFailed = error as? MigsnapError { return true }
+            return false
+        }
+    }
+
+    @Test(arguments: BackendKind.allCases)
+    func listingPassesAThousandObjects(_ kind: BackendKind) throws {
+        let fixture = try kind.make()
+        defer { withExtendedLifetime(fixture) {} }
+        let backend = try fixture.initialized()
+        let count = 1_100
+        let errors = Errors()
+        nonisolated(unsafe) let shared = backend
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            for i in stride(from: worker, to: count, by: 8) {
+                do { try shared.write(String(format: "obj-%05d.json", i), data: Data("\(i)".utf8)) } catch { errors.add(error) }
+            }
+        }
+        #expect(errors.all.isEmpty, "\(errors.all)")
+        let names = try backend.list().map(\.name)
+        #expect(names.count == count)
+        #expect(names == names.sorted())
+        #expect(names.first == "obj-00000.json" && names.last == "obj-01099.json")
+    }
+
+    @Test(arguments: BackendKind.allCases)
+    func theLockIsExclusiveAndNamesItsHolder(_ kind: BackendKind) throws {
+        let fixture = try kind.make()
+        defer { withExtendedLifetime(fixture) {} }
+        let backend = try fixture.initialized()
+        let other = try fixture.second()
+        var first: StoreLock? = try backend.lock(purpose: "upgrade head", wait: 1)
+        let started = Date()
+        #expect { try other.lock(purpose: "prune", wait: 1) } throws: { error in
+            guard case .refused(let message, _) = error as? MigsnapError else { return false }
+            return message.contains("upgrade head") && message.contains("pid")
+        }
+        #expect(Date().timeIntervalSince(started) >= 0.9, "the second run waits before it gives up")
+        first?.release()
+        first = nil
+        let second = try other.lock(purpose: "prune", wait: 1)
+        second.release()
+    }
+
+    @Test(arguments: BackendKind.allCases)
+    func debrisCleanupSparesLiveRuns(_ kind: BackendKind) throws {
+        let fixture = try kind.make()
+        defer { withExtendedLifetime(fixture) {} }
+        let backend = try fixture.initialized()
+        var dead: ScratchSpace? = try backend.makeScratch()
+        let deadPath = try #require(dead?.path)
+        let live = try backend.makeScratch()
+        try Data("in use".utf8).write(to: URL(fileURLWithPath: live.file("work")))
+        dead = nil
+        #expect(!FileManager.default.fileExists(atPath: deadPath), "a released scratch space is removed")
+        _ = try backend.cleanBackendDebris()
+        #expect(FileManager.default.contents(atPath: live.file("work")) == Data("in use".utf8))
+    }
+}
+
+final class Errors: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var all: [Error] = []
+    func add(_ error: Error) { lock.lock(); all.append(error); lock.unlock() }
+}
