@@ -12,8 +12,19 @@ struct Context {
 
     init(_ global: GlobalOptions) throws {
         config = try global.configuration()
-        store = try config.snapshotStore(on: DirectoryBackend(directory: config.storeLocation))
+        store = try config.snapshotStore(on: try Self.backend(config.storeLocation, config))
         urlOverride = global.url
+    }
+
+    /// Another store, as `copy --to` names it: a directory (relative to the working directory) or s3://.
+    func store(at location: String) throws -> SnapshotStore {
+        let resolved = location.hasPrefix("s3://") ? location
+            : URL(fileURLWithPath: location, relativeTo: URL(fileURLWithPath: config.workingDirectory, isDirectory: true)).standardizedFileURL.path
+        return try config.snapshotStore(on: try Self.backend(resolved, config))
+    }
+
+    private static func backend(_ location: String, _ config: Configuration) throws -> StoreBackend {
+        DirectoryBackend(directory: location)
     }
 
     /// The project's revision graph, when it has migration files configured.

@@ -65,6 +65,35 @@ public enum FileSystem {
         try syncDirectory((path as NSString).deletingLastPathComponent)
     }
 
+    /// Copies a file to a new path (created 0600, never over an existing file), then fsyncs it.
+    public static func copyFile(_ source: String, to destination: String) throws {
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw osError("read \(source)") }
+        defer { close(input) }
+        let output = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard output >= 0 else { throw osError("create \(destination)") }
+        defer { close(output) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw osError("read \(source)")
+            }
+            if n == 0 { break }
+            var offset = 0
+            while offset < n {
+                let w = buffer.withUnsafeBytes { Glibc.write(output, $0.baseAddress! + offset, n - offset) }
+                if w < 0 {
+                    if errno == EINTR { continue }
+                    throw osError("write \(destination)")
+                }
+                offset += w
+            }
+        }
+        guard fsync(output) == 0 else { throw osError("fsync \(destination)") }
+    }
+
     /// Removes a directory and what it holds; links inside are removed, never followed.
     public static func removeTree(_ path: String) {
         try? FileManager.default.removeItem(atPath: path)

@@ -232,6 +232,19 @@ public final class SnapshotStore {
         return manifest
     }
 
+    /// Commits a payload that is already in its stored form (an encrypted payload being copied):
+    /// checked against the manifest's size and SHA-256, stored, then the manifest.
+    public func commit(stored file: String, manifest: Manifest, scratch: ScratchSpace,
+                       progress: ProgressReporter = SilentProgress()) throws -> Manifest {
+        try Self.verifyChecksum(manifest, file: file, location: file)
+        try backend.upload(file: file, as: manifest.file) { done in
+            progress.update(phase: "store", done: done, total: manifest.storedBytes)
+        }
+        progress.finish()
+        try write(manifest)
+        return manifest
+    }
+
     /// Rewrites a manifest atomically (pin, unpin, tags).
     public func write(_ manifest: Manifest) throws {
         try backend.write(ObjectName.manifest(id: manifest.id), data: try JSON.encoder().encode(manifest))
@@ -265,7 +278,9 @@ public final class SnapshotStore {
 
     /// The snapshot's payload as a local file an engine can read, in `scratch`: fetched, checked
     /// against the manifest's size and SHA-256, and decrypted when it is encrypted.
-    public func localPayload(_ manifest: Manifest, scratch: ScratchSpace, progress: ProgressReporter = SilentProgress()) throws -> URL {
+    /// With `decrypt: false` an encrypted payload comes back as stored, checked but not decrypted.
+    public func localPayload(_ manifest: Manifest, scratch: ScratchSpace, progress: ProgressReporter = SilentProgress(),
+                             decrypt: Bool = true) throws -> URL {
         let fetched: String
         do {
             fetched = try backend.fetch(manifest.file, into: scratch) { done in
@@ -282,7 +297,7 @@ public final class SnapshotStore {
             progress.update(phase: "checksum \(manifest.id)", done: done, total: manifest.storedBytes)
         }
         progress.finish()
-        guard manifest.encryption != nil else { return URL(fileURLWithPath: fetched) }
+        guard manifest.encryption != nil, decrypt else { return URL(fileURLWithPath: fetched) }
         let identities = try encryption.identities()
         let plain = scratch.file(ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: false))
         do {
