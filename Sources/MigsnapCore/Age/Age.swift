@@ -44,11 +44,8 @@ public enum Age {
         let stanzas = try recipients.map { try AgeX25519.wrap(fileKey: fileKey, to: $0) }
         let destination = try AgeOutputFile(creating: output)
 
-        var header = AgeHeader.encode(stanzas)
-        let mac = HMAC<SHA256>.authenticationCode(for: header, using: AgeHeader.macKey(fileKey: fileKey))
-        header += Array(" \(RawBase64.encode(Array(mac)))\n".utf8)
         let nonce = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
-        try destination.write(header + nonce)
+        try destination.write(AgeHeader.encode(stanzas, fileKey: fileKey) + nonce)
 
         var cipher = AgePayloadCipher(fileKey: fileKey, nonce: nonce)
         while true {

@@ -15,9 +15,10 @@ final class AgeInputFile {
     private(set) var consumed: Int64 = 0
 
     init(path: String) throws {
-        self.path = path
-        fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileSystem.osError("open \(path)") }
+        self.fd = fd
+        self.path = path
     }
 
     deinit { close(fd) }
@@ -106,14 +107,17 @@ final class AgeOutputFile {
     private var finished = false
 
     init(creating path: String) throws {
-        self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        // Throw before every property is set: a fully initialized instance that throws is
+        // deinitialized, and this deinit would remove the existing file that O_EXCL protected.
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             if errno == EEXIST {
                 throw MigsnapError.failed("Could not create \(path): it already exists; nothing was overwritten.")
             }
             throw FileSystem.osError("create \(path)")
         }
+        self.fd = fd
+        self.path = path
     }
 
     deinit {
@@ -124,17 +128,7 @@ final class AgeOutputFile {
     }
 
     func write<Bytes: ContiguousBytes>(_ bytes: Bytes) throws {
-        try bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw FileSystem.osError("write \(path)")
-                }
-                offset += n
-            }
-        }
+        try bytes.withUnsafeBytes { try FileSystem.writeAll(fd, $0, path: path) }
     }
 
     func finish() throws {

@@ -30,8 +30,14 @@ struct AgeHeader {
     var macInput: [UInt8]
     var mac: [UInt8]
 
-    /// The header bytes up to `---`, for a new file; the MAC line follows.
-    static func encode(_ stanzas: [AgeStanza]) -> [UInt8] {
+    /// The whole header of a new file, MAC line included.
+    static func encode(_ stanzas: [AgeStanza], fileKey: SymmetricKey) -> [UInt8] {
+        let header = encodeUpToMAC(stanzas)
+        let mac = HMAC<SHA256>.authenticationCode(for: header, using: macKey(fileKey: fileKey))
+        return header + Array(" \(RawBase64.encode(Array(mac)))\n".utf8)
+    }
+
+    private static func encodeUpToMAC(_ stanzas: [AgeStanza]) -> [UInt8] {
         var text = versionLine + "\n"
         for stanza in stanzas {
             text += "-> " + stanza.arguments.joined(separator: " ") + "\n"
