@@ -293,8 +293,7 @@ struct AgeTests {
         file += nonce
         var cipher = AgePayloadCipher(fileKey: fileKey, nonce: nonce)
         for (size, last) in chunks {
-            let box = try cipher.seal(randomBytes(size, seed: 3), last: last)
-            file += box.ciphertext + box.tag
+            file += try cipher.seal(randomBytes(size, seed: 3), last: last)
         }
         let dir = try TemporaryDirectory()
         try Data(file).write(to: URL(fileURLWithPath: dir.sub("sealed")))

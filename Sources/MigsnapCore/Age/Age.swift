@@ -48,14 +48,13 @@ public enum Age {
         try destination.write(AgeHeader.encode(stanzas, fileKey: fileKey) + nonce)
 
         var cipher = AgePayloadCipher(fileKey: fileKey, nonce: nonce)
+        var chunk: [UInt8] = []
         while true {
-            let chunk = try source.read(upTo: AgePayloadCipher.chunkSize)
+            try source.read(upTo: AgePayloadCipher.chunkSize, into: &chunk)
             // A short chunk is the last; a full one is the last only at the end of the file, so a
             // file of whole chunks never ends in an empty chunk (the spec forbids it).
             let last = try chunk.count < AgePayloadCipher.chunkSize || source.isAtEnd()
-            let box = try cipher.seal(chunk, last: last)
-            try destination.write(box.ciphertext)
-            try destination.write(box.tag)
+            try destination.write(cipher.seal(chunk, last: last))
             progress?(source.consumed)
             if last { break }
         }
@@ -83,8 +82,9 @@ public enum Age {
             let destination = try AgeOutputFile(creating: output)
             var cipher = AgePayloadCipher(fileKey: fileKey, nonce: nonce)
             let sealedChunkSize = AgePayloadCipher.chunkSize + AgePayloadCipher.tagSize
+            var chunk: [UInt8] = []
             while true {
-                let chunk = try source.read(upTo: sealedChunkSize)
+                try source.read(upTo: sealedChunkSize, into: &chunk)
                 guard chunk.count >= AgePayloadCipher.tagSize else {
                     throw AgeFormatError.badPayload("it ends before its final chunk")
                 }

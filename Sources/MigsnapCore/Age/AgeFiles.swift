@@ -44,28 +44,39 @@ final class AgeInputFile {
 
     /// Up to `count` bytes: fewer only at the end of the file.
     func read(upTo count: Int) throws -> [UInt8] {
-        let buffered = min(count, end - start)
-        var result = Array(buffer[start..<(start + buffered)])
-        consume(buffered)
-        guard result.count < count, !reachedEnd else { return result }
-        result.reserveCapacity(count)
-        // Read the rest straight into the result rather than through the buffer.
-        let missing = count - result.count
+        var result: [UInt8] = []
+        try read(upTo: count, into: &result)
+        return result
+    }
+
+    /// Up to `count` bytes into `result`, replacing its contents: fewer only at the end of the
+    /// file. Reusing one array for every chunk keeps the payload loop free of allocations.
+    func read(upTo count: Int, into result: inout [UInt8]) throws {
+        if result.count < count {
+            result.append(contentsOf: repeatElement(0, count: count - result.count))
+        }
+        var filled = min(count, end - start)
         var readError: Int32 = 0
-        result += [UInt8](unsafeUninitializedCapacity: missing) { destination, initialized in
-            initialized = 0
-            while initialized < missing {
-                let n = Glibc.read(fd, destination.baseAddress! + initialized, missing - initialized)
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 { readError = errno }
-                if n == 0 { reachedEnd = true }
-                if n <= 0 { break }
-                initialized += n
+        result.withUnsafeMutableBytes { destination in
+            buffer.withUnsafeBytes { source in
+                destination.baseAddress!.copyMemory(from: source.baseAddress! + start, byteCount: filled)
+            }
+            consume(filled)
+            // Read the rest straight into the result rather than through the buffer.
+            while filled < count && !reachedEnd {
+                let n = Glibc.read(fd, destination.baseAddress! + filled, count - filled)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    readError = errno
+                    return
+                }
+                reachedEnd = n == 0
+                filled += n
+                consumed += Int64(n)
             }
         }
         guard readError == 0 else { throw FileSystem.osError("read \(path)", code: readError) }
-        consumed += Int64(result.count - buffered)
-        return result
+        result.removeSubrange(filled...)
     }
 
     /// Whether nothing follows what was read so far.

@@ -16,10 +16,12 @@ struct AgePayloadCipher {
         key = HKDF<SHA256>.deriveKey(inputKeyMaterial: fileKey, salt: nonce, info: Array("payload".utf8), outputByteCount: 32)
     }
 
-    mutating func seal(_ plaintext: [UInt8], last: Bool) throws -> ChaChaPoly.SealedBox {
+    /// One sealed chunk: ciphertext then tag.
+    mutating func seal(_ plaintext: [UInt8], last: Bool) throws -> Data {
         let box = try ChaChaPoly.seal(plaintext, using: key, nonce: nextNonce(last: last))
         counter += 1
-        return box
+        // `combined` is nonce, ciphertext, tag; the nonce is implicit in the file.
+        return box.combined.dropFirst(12)
     }
 
     /// The plaintext of one chunk (ciphertext and tag); throws when it does not authenticate.
