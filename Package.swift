@@ -30,7 +30,7 @@ let package = Package(
         ),
         .executableTarget(name: "migsnap", dependencies: ["MigsnapCLI"]),
 
-        .testTarget(name: "MigsnapCoreTests", dependencies: ["MigsnapCore"], exclude: ["Golden"]),
+        .testTarget(name: "MigsnapCoreTests", dependencies: ["MigsnapCore"], exclude: ["Golden", "AgeVectors"]),
         .testTarget(name: "MigsnapCompressionTests", dependencies: ["MigsnapCompression"]),
         .testTarget(name: "MigsnapSQLiteTests", dependencies: ["MigsnapSQLite", "MigsnapCore"]),
         .testTarget(name: "MigsnapPostgresTests", dependencies: ["MigsnapPostgres", "MigsnapCore"]),

@@ -17,17 +17,7 @@ public enum FileSystem {
             if !ok { unlink(temp) }
         }
         do {
-            try data.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw osError("write \(path)")
-                    }
-                    offset += n
-                }
-            }
+            try data.withUnsafeBytes { try writeAll(fd, $0, path: path) }
             guard fsync(fd) == 0 else { throw osError("fsync \(path)") }
         } catch {
             close(fd)
@@ -36,6 +26,20 @@ public enum FileSystem {
         close(fd)
         try rename(temp, to: path)
         ok = true
+    }
+
+    /// write(2) until all of `buffer` is written (short writes and EINTR retried); `path` names the
+    /// file in the error.
+    public static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String) throws {
+        var offset = 0
+        while offset < buffer.count {
+            let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw osError("write \(path)")
+            }
+            offset += n
+        }
     }
 
     /// rename(2) then fsync of the directory, so the new name survives a power cut.
