@@ -178,6 +178,11 @@ public final class PostgresEngine: DatabaseEngine {
                 environment: childEnvironment(target.with(database: swap.scratch)), captureOutput: false, poll: {})
             progress.finish()
             guard output.status == 0 else {
+                if output.diskFull {
+                    throw MigsnapError.failed(
+                        "pg_restore into a scratch copy failed: the PostgreSQL server ran out of disk space (\(output.reason)).",
+                        hint: "Free space on the server's disk: a restore needs room for a second copy of the database while it loads. The database \(target.redacted) was not changed.")
+                }
                 throw MigsnapError.failed("pg_restore into a scratch copy failed: \(output.reason)",
                                           hint: "The database \(target.redacted) was not changed.")
             }
@@ -186,8 +191,8 @@ public final class PostgresEngine: DatabaseEngine {
             return PostgresStagedRestore(swap: swap, content: content)
         } catch {
             progress.finish()
-            swap.dropScratch()
-            throw error
+            guard let left = swap.dropScratch(), let error = error as? MigsnapError else { throw error }
+            throw error.appending("The scratch database \(swap.scratch) could not be dropped (\(left)); it is left on the server: drop it with DROP DATABASE \(quoteIdentifier(swap.scratch)), or the next restore drops it.")
         }
     }
 
