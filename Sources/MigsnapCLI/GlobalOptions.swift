@@ -8,7 +8,7 @@ struct GlobalOptions: ParsableArguments {
     var config: String?
 
     @Option(help: ArgumentHelp(
-        "The database URL, as SQLAlchemy writes it (default: $DATABASE_URL, else sqlalchemy.url in the config file).",
+        "The database URL, as SQLAlchemy writes it (default: $DATABASE_URL, else sqlalchemy.url in the config file). A password here is visible to other users in `ps`: prefer $DATABASE_URL, or leave it out of the URL and set PGPASSWORD or use ~/.pgpass (PGPASSFILE).",
         valueName: "url"))
     var url: String?
 

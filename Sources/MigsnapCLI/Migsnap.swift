@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import MigsnapCore
 
 public struct Migsnap: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -18,4 +20,18 @@ public struct Migsnap: ParsableCommand {
     )
 
     public init() {}
+
+    /// argument-parser's `help` prints the root help and exits 0 for a topic it does not know;
+    /// a script that typed `migsnap help bogus` deserves to hear that it is not a command.
+    public static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let commands = configuration.subcommands.map { command in command._commandName }
+        if arguments.first == "help", let topic = arguments.dropFirst().first(where: { !$0.hasPrefix("-") }),
+           !commands.contains(topic) {
+            Terminal.error("There is no command \(UserText.quoted(topic)).",
+                           hint: "`migsnap help` lists the commands: \(commands.joined(separator: ", ")).")
+            Self.exit(withError: ExitCode.validationFailure)
+        }
+        main(nil)
+    }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import MigsnapCore
 
 extension Migsnap {
@@ -14,7 +15,8 @@ extension Migsnap {
             before the safety snapshot and changes nothing.
 
             With --to URL the snapshot goes into another database (for copying a few lost rows back \
-            by hand) and the live database is not touched.
+            by hand) and the live database is not touched. MIGSNAP_RESTORE_TO_URL, when set, does the \
+            same without putting the URL (and its password) on the command line.
             """)
 
         @OptionGroup var global: GlobalOptions
@@ -22,7 +24,9 @@ extension Migsnap {
         var id: String?
         @Option(help: ArgumentHelp("Restore the newest snapshot taken at this revision instead of naming an id.", valueName: "rev"))
         var revision: String?
-        @Option(help: ArgumentHelp("Restore into this database instead of the live one (created if missing, replaced if it exists; no safety snapshot).", valueName: "url"))
+        @Option(help: ArgumentHelp(
+            "Restore into this database instead of the live one (created if missing, replaced if it exists; no safety snapshot). A password here is visible to other users in `ps`: put the URL in $MIGSNAP_RESTORE_TO_URL instead, or leave the password out and use PGPASSWORD or ~/.pgpass.",
+            valueName: "url"))
         var to: String?
         @Flag(help: "Do not take a safety snapshot of the current state first.")
         var noSafetySnapshot = false
@@ -35,17 +39,38 @@ extension Migsnap {
             }
         }
 
+        private static let toVariable = "MIGSNAP_RESTORE_TO_URL"
+
+        private var intoAnotherDatabase: Bool {
+            to != nil || !(ProcessInfo.processInfo.environment[Self.toVariable] ?? "").isEmpty
+        }
+
+        /// `--to URL` > `$MIGSNAP_RESTORE_TO_URL`: the database to restore into instead of the live one.
+        private func otherDatabase() throws -> DatabaseURL? {
+            let (raw, source) = to.map { ($0, "--to") }
+                ?? (ProcessInfo.processInfo.environment[Self.toVariable].flatMap { $0.isEmpty ? nil : $0 }, Self.toVariable)
+            guard let raw else { return nil }
+            do {
+                let url = try DatabaseURL.parse(raw)
+                if to == nil { Terminal.err("Restoring into \(url.redacted) (from \(source)); the live database is not touched.") }
+                return url
+            } catch let error as MigsnapError {
+                throw error.prefixed("From \(source)")
+            }
+        }
+
         func run() throws {
             try runReportingErrors {
                 let context = try Context(global)
                 let lock = try context.store.lock(purpose: "restore")
                 let manifest = try id.map(context.store.resolve) ?? context.store.newest(atRevision: revision!)
-                let engine = try to.map { Context.engine(for: try DatabaseURL.parse($0)) } ?? context.liveEngine()
+                let engine = try otherDatabase().map(Context.engine(for:)) ?? context.liveEngine()
                 context.cleanDatabaseDebris(engine)
                 let operation = RestoreOperation(
                     store: context.store, manifest: manifest, engine: engine, versionTable: context.config.versionTable,
-                    safetySnapshot: !noSafetySnapshot && to == nil,
-                    guarding: to == nil ? (context.graphIfAvailable(), "restore \(manifest.id)") : nil, undone: { [graph = context.graphIfAvailable()] in RevisionGraph.undone(graph, from: $0, to: $1) })
+                    safetySnapshot: !noSafetySnapshot && !intoAnotherDatabase,
+                    guarding: intoAnotherDatabase ? nil : (context.graphIfAvailable(), "restore \(manifest.id)"),
+                    undone: { [graph = context.graphIfAvailable()] in RevisionGraph.undone(graph, from: $0, to: $1) })
                 let prepared = try operation.prepare(progress: context.progress())
                 let plan = prepared.plan
                 try Render.execute(plan: plan, manifest: manifest, title: "Restore plan", confirm: confirm, json: output.json) {
@@ -99,13 +124,18 @@ extension Render {
             lines.append("  undone:    \(plan.undone.joined(separator: ", ")) (as `alembic downgrade \(equivalent)`)")
         }
         lines.append("  safety:    " + (plan.safetySnapshot ? "a pre-restore snapshot of the current state is taken first" : "no safety snapshot"))
-        let tables = Set(plan.rowsNow.keys).union(plan.rowsInSnapshot?.keys ?? [:].keys).sorted()
+        let tables = Set(plan.rowsNow.keys).union(plan.rowsInSnapshot?.keys ?? [:].keys).union(plan.unknownRows.keys).sorted()
         if !tables.isEmpty {
             lines.append("")
             lines.append(Format.table(["TABLE", "ROWS NOW", "IN SNAPSHOT", "DISCARDED"], tables.map { t in
-                [t, plan.rowsNow[t].map(String.init) ?? "-", plan.rowsInSnapshot.map { $0[t].map(String.init) ?? "-" } ?? "?",
-                 plan.discardedRows[t].map(String.init) ?? "0"]
+                let unknown = plan.unknownRows[t] != nil
+                return [t, plan.rowsNow[t].map(String.init) ?? (unknown ? "unknown" : "-"),
+                        plan.rowsInSnapshot.map { $0[t].map(String.init) ?? "-" } ?? "?",
+                        plan.discardedRows[t].map(String.init) ?? (unknown ? "unknown" : "0")]
             }).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+            for (table, why) in plan.unknownRows.sorted(by: { $0.key < $1.key }) {
+                lines.append("  \(table): rows now unknown (\(UserText.line(why)))")
+            }
         }
         return lines.joined(separator: "\n")
     }

@@ -22,12 +22,12 @@ enum Terminal {
     }
 
     static func error(_ message: String, hint: String?) {
-        err(paint("Error:", "31") + " " + message)
-        if let hint { err(paint("Try:", "33") + " " + hint) }
+        err(paint("Error:", "31") + " " + UserText.message(message))
+        if let hint { err(paint("Try:", "33") + " " + UserText.message(hint)) }
     }
 
     static func warn(_ message: String) {
-        err(paint("Warning:", "33") + " " + message)
+        err(paint("Warning:", "33") + " " + UserText.message(message))
     }
 
     static func paint(_ text: String, _ code: String) -> String {

@@ -46,22 +46,25 @@ extension Migsnap {
                 let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
                                                  versionTable: context.config.versionTable, alembic: context.alembic(),
                                                  log: Terminal.err)
-                let plan = try operation.upgradePlan(options)
                 if dryRun {
+                    let plan = try operation.upgradePlan(options)
                     if output.json { try Terminal.printJSON(DryRun(current: plan.current, steps: plan.steps)) } else { Terminal.out(Render.upgradePlan(plan)) }
                     return
                 }
+                // Planned under the database lock: a run of another store may have moved the revision while this one waited.
+                let (plan, taken) = try context.withDatabaseLock(engine) {
+                    let plan = try operation.upgradePlan(options)
+                    guard !plan.steps.isEmpty else { return (plan, [Manifest]()) }
+                    context.cleanDatabaseDebris(engine)
+                    if let created = try url.createForFirstDeploy() {
+                        Terminal.err("No database at \(created) yet: starting from an empty database at base.")
+                    }
+                    return (plan, try operation.upgrade(plan, options: options, progress: context.progress()))
+                }
                 if plan.steps.isEmpty {
-                    let message = "Nothing to do: the database is already at \(Revisions.describe(plan.current)) (target \(target)); no snapshot taken."
+                    let message = "Nothing to do: the database is already at \(Revisions.describe(plan.current)) (target \(UserText.line(target))); no snapshot taken."
                     if output.json { try Terminal.printJSON(Done(current: plan.current, snapshots: [])) } else { Terminal.out(message) }
                     return
-                }
-                context.cleanDatabaseDebris(engine)
-                if let created = try url.createForFirstDeploy() {
-                    Terminal.err("No database at \(created) yet: starting from an empty database at base.")
-                }
-                let taken = try context.withDatabaseLock(engine) {
-                    try operation.upgrade(plan, options: options, progress: context.progress())
                 }
                 let pruned = try policy.map { try Prune.afterUpgrade(store: context.store, policy: $0, protected: Set(taken.map(\.id))) } ?? []
                 withExtendedLifetime(lock) {}

@@ -210,10 +210,16 @@ public struct Configuration: Sendable {
 
     /// The directories holding revision files; an error when the project has none configured.
     public func requireVersionLocations() throws -> [String] {
-        guard scriptLocation != nil else {
+        guard let scriptLocation else {
             let why = configFile.map { "\($0) has no script_location in [alembic]" } ?? "there is no alembic.ini in \(workingDirectory)"
             throw MigsnapError.invalidInput("Cannot find the migration scripts: \(why).",
                                             hint: "Run migsnap in the directory where `alembic` works, or pass -c path/to/alembic.ini.")
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: scriptLocation, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw MigsnapError.invalidInput(
+                "Cannot find the migration scripts: script_location \(UserText.line(scriptLocation, limit: 300)) (from \(configFile ?? "the config")) is not a directory.",
+                hint: "A relative script_location is resolved against the working directory, as Alembic does: run migsnap where `alembic` works, or fix script_location.")
         }
         return versionLocations
     }

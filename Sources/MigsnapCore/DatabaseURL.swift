@@ -102,19 +102,19 @@ public enum DatabaseURL: Sendable, Equatable {
         switch dialect {
         case "sqlite":
             if let driver, !["pysqlite", "aiosqlite"].contains(driver) {
-                throw bad(text, "the SQLite driver '\(driver)' is not supported (use sqlite://, sqlite+pysqlite:// or sqlite+aiosqlite://)")
+                throw bad(text, "the SQLite driver \(UserText.quoted(driver, limit: 40)) is not supported (use sqlite://, sqlite+pysqlite:// or sqlite+aiosqlite://)")
             }
             return try parseSQLite(rest, original: text, workingDirectory: workingDirectory)
         case "postgresql", "postgres":
             if let driver, !["psycopg2", "psycopg", "asyncpg", "pg8000", "psycopg2cffi"].contains(driver) {
-                throw bad(text, "the PostgreSQL driver '\(driver)' is not known")
+                throw bad(text, "the PostgreSQL driver \(UserText.quoted(driver, limit: 40)) is not known")
             }
             return .postgresql(try parsePostgres(rest, original: text))
         case "":
             throw bad(text, "the scheme is empty")
         default:
             throw MigsnapError.invalidInput(
-                "The database engine '\(dialect)' in \(redact(text)) is not supported.",
+                "The database engine \(UserText.quoted(dialect, limit: 40)) in \(redact(text)) is not supported.",
                 hint: "migsnap works with SQLite (sqlite:///file.db) and PostgreSQL (postgresql://…).")
         }
     }
@@ -148,16 +148,9 @@ public enum DatabaseURL: Sendable, Equatable {
             query = String(body[body.index(after: q)...])
             body = String(body[..<q])
         }
-        var authority = body
-        var path = ""
-        if let slash = body.firstIndex(of: "/") {
-            authority = String(body[..<slash])
-            path = String(body[body.index(after: slash)...])
-        }
-        // The last '@' separates credentials: a password may hold an unencoded '@'.
-        if let at = authority.lastIndex(of: "@") {
-            let credentials = String(authority[..<at])
-            authority = String(authority[authority.index(after: at)...])
+        // Credentials end at the last '@': SQLAlchemy takes an unencoded '@' or '/' in a password.
+        if let (credentials, afterCredentials) = splitCredentials(body) {
+            body = afterCredentials
             if let colon = credentials.firstIndex(of: ":") {
                 target.user = try decode(String(credentials[..<colon]), what: "user name", original)
                 target.password = try decode(String(credentials[credentials.index(after: colon)...]), what: "password", original)
@@ -165,6 +158,12 @@ public enum DatabaseURL: Sendable, Equatable {
                 target.user = try decode(credentials, what: "user name", original)
             }
             if target.user?.isEmpty == true { target.user = nil }
+        }
+        var authority = body
+        var path = ""
+        if let slash = body.firstIndex(of: "/") {
+            authority = String(body[..<slash])
+            path = String(body[body.index(after: slash)...])
         }
         if authority.hasPrefix("[") {
             guard let close = authority.firstIndex(of: "]") else {
@@ -228,7 +227,7 @@ public enum DatabaseURL: Sendable, Equatable {
 
     private static func sslmode(_ value: String, _ original: String) throws -> String {
         guard sslModes.contains(value) else {
-            throw bad(original, "sslmode '\(value)' is not one of \(sslModes.joined(separator: ", "))")
+            throw bad(original, "sslmode \(UserText.quoted(value, limit: 40)) is not one of \(sslModes.joined(separator: ", "))")
         }
         return value
     }
@@ -236,7 +235,9 @@ public enum DatabaseURL: Sendable, Equatable {
     private static func port(_ text: String, _ original: String) throws -> Int? {
         if text.isEmpty { return nil }
         guard let p = Int(text), (1...65535).contains(p) else {
-            throw bad(original, "the port '\(text)' is not a number from 1 to 65535")
+            // A port that is not digits may be a misplaced password: not echoed.
+            let shown = text.allSatisfy(\.isASCII) && text.allSatisfy(\.isNumber) ? "'\(UserText.line(text, limit: 20))' " : ""
+            throw bad(original, "the port \(shown)is not a number from 1 to 65535")
         }
         return p
     }
@@ -253,22 +254,36 @@ public enum DatabaseURL: Sendable, Equatable {
                       hint: "Check --url, DATABASE_URL or sqlalchemy.url in the config file.")
     }
 
-    /// Replaces the password of a URL-shaped string with `***`, for messages about URLs that may not parse.
+    /// `user:password` and what follows the '@', when `text` (after the scheme, before any query)
+    /// has credentials. The user name (SQLAlchemy's `[^:/]*`) cannot hold '/', so an '@' after
+    /// one is part of the path; the password runs to the last '@'.
+    static func splitCredentials(_ text: String) -> (credentials: String, rest: String)? {
+        guard let at = text.lastIndex(of: "@") else { return nil }
+        let credentials = String(text[..<at])
+        let user = credentials.prefix { $0 != ":" }
+        guard !user.contains("/") else { return nil }
+        return (credentials, String(text[text.index(after: at)...]))
+    }
+
+    /// A URL-shaped string as messages may show it when it might not parse: no credentials (they
+    /// become `***@`), no query (it may hold a password; it becomes `?…`), on one line and short.
+    /// When in doubt it shows less: text without a scheme that holds '@' is not shown at all.
     public static func redact(_ text: String) -> String {
-        guard let schemeEnd = text.range(of: "://") else { return text }
-        let rest = text[schemeEnd.upperBound...]
-        let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
-        let authority = rest[..<authorityEnd]
-        var result = text
-        if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
-            result.replaceSubrange(authority.index(after: colon)..<at, with: "***")
+        var body = text
+        var query = ""
+        if let q = body.firstIndex(of: "?") {
+            query = "?…"
+            body = String(body[..<q])
         }
-        // A password may also come as ?password=…
-        if let range = result.range(of: #"([?&])password=[^&]*"#, options: .regularExpression) {
-            let sep = result[range].first!
-            result.replaceSubrange(range, with: "\(sep)password=***")
+        guard let schemeEnd = body.range(of: "://") else {
+            return body.contains("@") ? "(a URL that is not shown: it may hold a password)" : UserText.quoted(body + query)
         }
-        return result
+        let scheme = String(body[..<schemeEnd.upperBound])
+        var rest = String(body[schemeEnd.upperBound...])
+        if let (_, afterCredentials) = splitCredentials(rest) {
+            rest = "***@" + afterCredentials
+        }
+        return UserText.quoted(scheme + rest + query)
     }
 }
 

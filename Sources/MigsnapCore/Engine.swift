@@ -65,6 +65,9 @@ public protocol DatabaseEngine: AnyObject {
     func currentRevisions(versionTable: VersionTable) throws -> [String]
     /// Rows per table (schema-qualified names where the engine has schemas).
     func rowCounts() throws -> [String: Int64]
+    /// Rows per table for a plan, which counts for information only: tables that cannot be
+    /// counted (the role may not read them) are left out of `counts` and listed in `unknown` with why.
+    func rowCountsForPlan() throws -> (counts: [String: Int64], unknown: [String: String])
 
     /// Writes a consistent image of the live database to `payload` (a new file the store owns,
     /// created 0600) and returns the revisions read in the same view as the data.
@@ -92,6 +95,10 @@ public protocol StagedRestore: AnyObject {
 }
 
 extension DatabaseEngine {
+    public func rowCountsForPlan() throws -> (counts: [String: Int64], unknown: [String: String]) {
+        (try rowCounts(), [:])
+    }
+
     /// Stages, checks that the copy holds `expectedRevisions`, swaps it in and checks the result.
     public func restore(payload: URL, expectedRevisions: [String], versionTable: VersionTable, progress: ProgressReporter) throws {
         let staged = try stageRestore(payload: payload, versionTable: versionTable, progress: progress)

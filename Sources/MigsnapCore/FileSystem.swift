@@ -163,13 +163,13 @@ public final class FileLock: StoreLock {
                     .trimmingCharacters(in: .whitespacesAndNewlines.union(.controlCharacters))
                 close(fd)
                 throw MigsnapError.refused(
-                    "Another migsnap run holds the store lock\(holder.isEmpty ? "" : " (\(Shorten.text(holder, limit: 200)))").",
+                    "Another migsnap run holds the store lock\(holder.isEmpty ? "" : " (\(UserText.line(holder, limit: 200)))").",
                     hint: "Wait for it to finish and try again; a killed run releases the lock by itself.")
             }
             usleep(100_000)
         }
         self.fd = fd
-        var note = Array("pid \(getpid()), \(Shorten.text(purpose, limit: 120)), since \(RFC3339.string(from: Date()))".utf8.prefix(Self.noteWidth - 1))
+        var note = Array("pid \(getpid()), \(UserText.line(purpose, limit: 120)), since \(RFC3339.string(from: Date()))".utf8.prefix(Self.noteWidth - 1))
         note += [UInt8](repeating: 0x20, count: Self.noteWidth - 1 - note.count) + [0x0A]
         _ = pwrite(fd, note, note.count, 0)
     }

@@ -24,6 +24,16 @@ public enum MigsnapError: Error, Equatable, Sendable {
         }
     }
 
+    /// The same kind of error with a further sentence after the message.
+    public func appending(_ sentence: String) -> MigsnapError {
+        switch self {
+        case .failed(let m, let h): return .failed("\(m) \(sentence)", hint: h)
+        case .invalidInput(let m, let h): return .invalidInput("\(m) \(sentence)", hint: h)
+        case .verificationFailed(let m, let h): return .verificationFailed("\(m) \(sentence)", hint: h)
+        case .refused(let m, let h): return .refused("\(m) \(sentence)", hint: h)
+        }
+    }
+
     /// The same kind of error with more context in front of the message.
     public func prefixed(_ context: String) -> MigsnapError {
         switch self {

@@ -111,7 +111,7 @@ public final class SnapshotStore {
         do {
             return try JSON.decoder().decode(Manifest.self, from: data)
         } catch {
-            throw MigsnapError.verificationFailed("The manifest \(where_) is damaged (\(Shorten.text(describe(error), limit: 160)))",
+            throw MigsnapError.verificationFailed("The manifest \(where_) is damaged (\(UserText.line(describe(error), limit: 160)))",
                                                   hint: "Move it out of the store; its snapshot can still be restored by hand.")
         }
     }
@@ -131,7 +131,7 @@ public final class SnapshotStore {
     static func check(_ manifest: Manifest, id: String, at where_: String) throws {
         guard manifest.id == id else {
             throw MigsnapError.verificationFailed(
-                "The manifest \(where_) is damaged: its id '\(Shorten.text(manifest.id))' is not its file name (a copied or edited manifest).",
+                "The manifest \(where_) is damaged: its id '\(UserText.line(manifest.id))' is not its file name (a copied or edited manifest).",
                 hint: "Move it out of the store.")
         }
         guard Manifest.supportedFormatVersions.contains(manifest.formatVersion) else {
@@ -142,7 +142,7 @@ public final class SnapshotStore {
         let expected = ObjectName.payload(id: id, engine: manifest.engine, encrypted: manifest.encryption != nil)
         guard manifest.file == expected else {
             throw MigsnapError.verificationFailed(
-                "The manifest \(where_) is damaged: its file '\(Shorten.text(manifest.file))' is not \(expected).",
+                "The manifest \(where_) is damaged: its file '\(UserText.line(manifest.file))' is not \(expected).",
                 hint: "Move it out of the store.")
         }
     }
@@ -150,7 +150,7 @@ public final class SnapshotStore {
     /// The snapshot named by a full id or a unique prefix of one.
     public func resolve(_ idOrPrefix: String) throws -> Manifest {
         guard SnapshotID.isWellFormedPrefix(idOrPrefix) else {
-            throw MigsnapError.invalidInput("'\(Shorten.text(idOrPrefix))' is not a snapshot id.",
+            throw MigsnapError.invalidInput("'\(UserText.line(idOrPrefix))' is not a snapshot id.",
                                             hint: "Run `migsnap list` to see the ids.")
         }
         let all = try manifests()

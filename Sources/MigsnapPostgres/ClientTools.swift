@@ -64,35 +64,37 @@ struct ChildOutput {
     let stdout: Data
     let stderr: String
 
-    /// The last non-empty line of stderr: pg_dump and pg_restore put the cause there.
+    /// What pg_dump and pg_restore say went wrong, in one line. Their first error is the cause; a
+    /// parallel pg_restore ends with "a worker process died unexpectedly", which names none, so
+    /// that line and the "Command was:" echoes are passed over.
     var reason: String {
-        stderr.split(separator: "\n").last(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty })
-            .map(String.init) ?? "exit status \(status)"
+        let lines = stderr.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let generic = ["a worker process died unexpectedly", "errors ignored on restore", "terminated by user"]
+        let errors = lines.filter { line in
+            (line.contains("error:") || line.contains("ERROR:") || line.contains("FATAL:"))
+                && !generic.contains(where: { line.contains($0) })
+        }
+        guard let first = errors.first ?? lines.last else { return "exit status \(status)" }
+        return UserText.line(first, limit: 500)
     }
+
+    /// The server or the disk under the payload ran out of room.
+    var diskFull: Bool { stderr.contains("No space left on device") || stderr.contains("could not extend file") }
 }
 
 enum ChildProcess {
     /// Runs a program with `environment` added to ours (passwords travel there, never in `arguments`).
     /// Either captures stdout, or discards it and calls `poll` every 200 ms while the child runs.
+    /// stderr comes back through a pipe drained on another thread: no file to leave behind if
+    /// migsnap is killed, and no dependence on TMPDIR.
     static func run(_ executable: String, _ arguments: [String], environment: [String: String],
                     captureOutput: Bool, poll: (() -> Void)? = nil) throws -> ChildOutput {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        // stderr goes to a private file: a pipe nobody drains would block a chatty child.
-        let errorPath = FileManager.default.temporaryDirectory
-            .appendingPathComponent("migsnap-\(UUID().uuidString).stderr").path
-        guard FileManager.default.createFile(atPath: errorPath, contents: nil, attributes: [.posixPermissions: 0o600]),
-              let errorHandle = FileHandle(forWritingAtPath: errorPath)
-        else {
-            throw MigsnapError.failed("Could not create a temporary file in \(FileManager.default.temporaryDirectory.path).")
-        }
-        defer {
-            try? errorHandle.close()
-            try? FileManager.default.removeItem(atPath: errorPath)
-        }
-        process.standardError = errorHandle
+        let errorPipe = Pipe()
+        process.standardError = errorPipe
         process.standardInput = FileHandle.nullDevice
         let pipe = Pipe()
         process.standardOutput = captureOutput ? pipe : FileHandle.nullDevice
@@ -102,6 +104,7 @@ enum ChildProcess {
             throw MigsnapError.failed("Could not run \(executable): \(error.localizedDescription)",
                                       hint: "apt-get install postgresql-client")
         }
+        let stderr = ErrorCollector(errorPipe.fileHandleForReading)
         var stdout = Data()
         if captureOutput {
             stdout = pipe.fileHandleForReading.readDataToEndOfFile()
@@ -113,7 +116,39 @@ enum ChildProcess {
         }
         process.waitUntilExit()
         poll?()
-        let stderr = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
-        return ChildOutput(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+        return ChildOutput(status: process.terminationStatus, stdout: stdout, stderr: stderr.text())
+    }
+}
+
+/// Drains a child's stderr on a thread of its own, so a chatty child never blocks on a full pipe.
+/// Keeps the first 64 KiB (where the first error is) and the last 64 KiB.
+private final class ErrorCollector: @unchecked Sendable {
+    private var head = Data()
+    private var tail = Data()
+    private let done = DispatchSemaphore(value: 0)
+    private static let keep = 64 * 1024
+
+    init(_ handle: FileHandle) {
+        Thread.detachNewThread { [self] in
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                if head.count < Self.keep {
+                    head.append(chunk)
+                } else {
+                    tail.append(chunk)
+                    if tail.count > 2 * Self.keep { tail = tail.suffix(Self.keep) }
+                }
+            }
+            try? handle.close()
+            done.signal()
+        }
+    }
+
+    /// Waits for the child to close its stderr.
+    func text() -> String {
+        done.wait()
+        let skipped = tail.count > Self.keep ? "\n…\n" : ""
+        return String(decoding: head, as: UTF8.self) + skipped + String(decoding: tail.suffix(Self.keep), as: UTF8.self)
     }
 }

@@ -48,7 +48,7 @@ final class Connection {
         let database = target.database ?? target.user ?? "the default database"
         if raw.contains("password authentication failed") || raw.contains("no password supplied") {
             return .invalidInput("PostgreSQL at \(server) rejected the password of \(user).",
-                                 hint: "Check the password in --url, DATABASE_URL or sqlalchemy.url (percent-encode @ : / % # ? in it).")
+                                 hint: "Check the password in the URL (percent-encode @ : / % # ? in it), or, for a URL without one, PGPASSWORD or ~/.pgpass (PGPASSFILE).")
         }
         if raw.contains("database \"") && raw.contains("does not exist") {
             return .invalidInput("The database \"\(database)\" does not exist on \(server).",

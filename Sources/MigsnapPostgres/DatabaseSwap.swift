@@ -3,8 +3,10 @@ import MigsnapCore
 
 /// The database-level half of a restore: a scratch database shaped like the live one, and the
 /// one-transaction rename that puts it in the live one's place. All of it runs on a connection to
-/// the maintenance database. Scratch and old copies are named `migsnap_<hash of live name>_new_…`
-/// and `…_old_…`, so a later run can find and drop what a killed run left behind.
+/// the maintenance database. Scratch and old copies are named `migsnap_<hash of live name>_new_<run>`
+/// and `…_old_<run>`, so a later run can find and drop what a killed run left behind. While a run
+/// lives, its admin session holds an advisory lock keyed by `<run>`: that is how a later run (of
+/// another store, on another machine) tells a live run's scratch copy from a dead run's debris.
 final class DatabaseSwap {
     let admin: Connection
     let live: String
@@ -13,15 +15,16 @@ final class DatabaseSwap {
     private let context: String
     private let debrisPrefix: String
     private var liveExists = false
+    private let runToken: String
 
     init(admin: Connection, live: String, context: String) {
         self.admin = admin
         self.live = live
         self.context = context
         debrisPrefix = Self.debrisPrefix(live)
-        let run = String(UInt32.random(in: .min ... .max), radix: 16)
-        scratch = "\(debrisPrefix)_new_\(run)"
-        old = "\(debrisPrefix)_old_\(run)"
+        runToken = String(UInt32.random(in: .min ... .max), radix: 16)
+        scratch = "\(debrisPrefix)_new_\(runToken)"
+        old = "\(debrisPrefix)_old_\(runToken)"
     }
 
     static func debrisPrefix(_ live: String) -> String {
@@ -39,12 +42,25 @@ final class DatabaseSwap {
         }
     }
 
-    /// Copies left by killed runs (a half-loaded scratch, or the old database after a swap).
+    /// "mgsc" in ASCII: the first half of the advisory lock a run holds on its scratch copies.
+    static let scratchLockClass: Int32 = 0x6D67_7363
+
+    private static func runLockKeys(_ run: Substring) -> [String] {
+        [String(scratchLockClass), String(Int32(truncatingIfNeeded: stableHash(String(run))))]
+    }
+
+    /// Copies left by killed runs (a half-loaded scratch, or the old database after a swap). A copy
+    /// whose run still holds its advisory lock belongs to a live restore and is left alone.
     func dropDebris() throws {
         let names = try run("SELECT datname FROM pg_database WHERE starts_with(datname, $1)", [debrisPrefix + "_"],
                             "Could not list databases")
         for row in 0..<names.rowCount {
-            guard let name = names.value(row: row, column: 0) else { continue }
+            guard let name = names.value(row: row, column: 0),
+                  let owner = name.split(separator: "_").last, name != scratch, name != old else { continue }
+            let keys = Self.runLockKeys(owner)
+            guard try run("SELECT pg_try_advisory_lock($1::int4, $2::int4)", keys, "Could not check \(name)")
+                .value(row: 0, column: 0) == "t" else { continue }
+            defer { _ = try? admin.execute("SELECT pg_advisory_unlock($1::int4, $2::int4)", keys) }
             _ = try run("DROP DATABASE IF EXISTS \(quoteIdentifier(name))\(forceDrop)", [],
                         "Could not drop \(name), left behind by an interrupted migsnap run")
         }
@@ -61,6 +77,9 @@ final class DatabaseSwap {
                    \(provider), \(icu), d.datconnlimit::text, t.spcname, shobj_description(d.oid, 'pg_database')
             FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace WHERE d.datname = $1
             """, [live], "Could not read the database's settings")
+        // Held until the admin session ends, so no other run takes this copy for debris.
+        _ = try run("SELECT pg_advisory_lock($1::int4, $2::int4)", Self.runLockKeys(Substring(runToken)),
+                    "Could not lock the scratch database's name")
         var create = "CREATE DATABASE \(quoteIdentifier(scratch)) TEMPLATE template0"
         var comment: String?
         if row.rowCount == 1, let owner = row.value(row: 0, column: 0), let encoding = row.value(row: 0, column: 1) {
@@ -165,9 +184,17 @@ final class DatabaseSwap {
         }
     }
 
-    /// Best effort: a failure leaves debris that the next restore drops.
-    func dropScratch() {
-        _ = try? admin.execute("DROP DATABASE IF EXISTS \(quoteIdentifier(scratch))\(forceDrop)")
+    /// Best effort: a failure leaves debris that the next restore drops. Returns why it failed.
+    @discardableResult
+    func dropScratch() -> String? {
+        do {
+            _ = try admin.execute("DROP DATABASE IF EXISTS \(quoteIdentifier(scratch))\(forceDrop)")
+            return nil
+        } catch let error as QueryError {
+            return UserText.line(error.message)
+        } catch {
+            return UserText.line("\(error)")
+        }
     }
 
     func dropOld() {

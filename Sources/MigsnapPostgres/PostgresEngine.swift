@@ -64,6 +64,14 @@ public final class PostgresEngine: DatabaseEngine {
     }
 
     public func rowCounts() throws -> [String: Int64] {
+        try countRows(tolerateUnreadable: false).counts
+    }
+
+    public func rowCountsForPlan() throws -> (counts: [String: Int64], unknown: [String: String]) {
+        try countRows(tolerateUnreadable: true)
+    }
+
+    private func countRows(tolerateUnreadable: Bool) throws -> (counts: [String: Int64], unknown: [String: String]) {
         let connection = try Connection(target)
         // Top-level user tables; partitions are counted in their parent, extension tables are not ours.
         let tables = try connection.execute("""
@@ -75,13 +83,19 @@ public final class PostgresEngine: DatabaseEngine {
                               AND d.objid = c.oid AND d.deptype = 'e')
             """)
         var counts: [String: Int64] = [:]
+        var unknown: [String: String] = [:]
         for row in 0..<tables.rowCount {
             guard let schema = tables.value(row: row, column: 0), let name = tables.value(row: row, column: 1) else { continue }
             let sql = "SELECT count(*) FROM \(quoteIdentifier(schema)).\(quoteIdentifier(name))"
-            let count = try query(connection, sql, "Could not count the rows of \(schema).\(name)")
-            counts["\(schema).\(name)"] = Int64(count.first ?? "0") ?? 0
+            do {
+                counts["\(schema).\(name)"] = Int64(try connection.scalar(sql) ?? "0") ?? 0
+            } catch let error as QueryError where tolerateUnreadable && error.sqlState == "42501" {
+                unknown["\(schema).\(name)"] = error.message
+            } catch let error as QueryError {
+                throw error.migsnap("Could not count the rows of \(schema).\(name) in \(target.redacted)")
+            }
         }
-        return counts
+        return (counts, unknown)
     }
 
     private func readRevisions(_ connection: Connection, _ table: VersionTable) throws -> [String] {
@@ -178,6 +192,11 @@ public final class PostgresEngine: DatabaseEngine {
                 environment: childEnvironment(target.with(database: swap.scratch)), captureOutput: false, poll: {})
             progress.finish()
             guard output.status == 0 else {
+                if output.diskFull {
+                    throw MigsnapError.failed(
+                        "pg_restore into a scratch copy failed: the PostgreSQL server ran out of disk space (\(output.reason)).",
+                        hint: "Free space on the server's disk: a restore needs room for a second copy of the database while it loads. The database \(target.redacted) was not changed.")
+                }
                 throw MigsnapError.failed("pg_restore into a scratch copy failed: \(output.reason)",
                                           hint: "The database \(target.redacted) was not changed.")
             }
@@ -186,8 +205,8 @@ public final class PostgresEngine: DatabaseEngine {
             return PostgresStagedRestore(swap: swap, content: content)
         } catch {
             progress.finish()
-            swap.dropScratch()
-            throw error
+            guard let left = swap.dropScratch(), let error = error as? MigsnapError else { throw error }
+            throw error.appending("The scratch database \(swap.scratch) could not be dropped (\(left)); it is left on the server: drop it with DROP DATABASE \(quoteIdentifier(swap.scratch)), or the next restore drops it.")
         }
     }
 

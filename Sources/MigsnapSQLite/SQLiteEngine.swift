@@ -21,7 +21,13 @@ public final class SQLiteEngine: DatabaseEngine {
     private static let snapshotPagesPerStep: Int32 = 1024
 
     public func databaseExists() throws -> Bool {
-        FileManager.default.fileExists(atPath: path)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return false }
+        guard !isDirectory.boolValue else {
+            throw MigsnapError.invalidInput("The SQLite database \(UserText.line(path, limit: 300)) is a directory, not a database file.",
+                                            hint: "Point the URL at a file, e.g. sqlite:///app.db (check --url, DATABASE_URL or sqlalchemy.url).")
+        }
+        return true
     }
 
     public func currentRevisions(versionTable: VersionTable) throws -> [String] {

@@ -33,6 +33,11 @@ struct DatabaseURLTests {
         ("postgresql:///app", PostgresTarget(database: "app")),
         ("postgresql://u:p@h/app?connect_timeout=5", PostgresTarget(user: "u", password: "p", host: "h", database: "app")),
         ("postgresql://u:p@ss@h/app", PostgresTarget(user: "u", password: "p@ss", host: "h", database: "app")),
+        // SQLAlchemy takes an unencoded '/' in a password too.
+        ("postgresql://app:Tr0ub/ador@db.example.com:5432/shop",
+         PostgresTarget(user: "app", password: "Tr0ub/ador", host: "db.example.com", port: 5432, database: "shop")),
+        ("postgresql://app:a/b@c@h/db", PostgresTarget(user: "app", password: "a/b@c", host: "h", database: "db")),
+        ("postgresql://h/db@archive", PostgresTarget(host: "h", database: "db@archive")),
     ])
     func postgres(raw: String, target: PostgresTarget) throws {
         #expect(try DatabaseURL.parse(raw) == .postgresql(target))
@@ -68,6 +73,12 @@ struct DatabaseURLTests {
         "postgresql://admin:hunter2@db/app?sslmode=nope",
         "postgresql://admin@db/app?password=hunter2&sslmode=nope",
         "oracle://admin:hunter2@db/app",
+        "postgresql://admin:hun/ter2hunter2@db:99999/app",
+        "postgresql://admin:hunter2/x@db/app?sslmode=nope",
+        "postgresql://admin@db/app?password=a&password=hunter2&sslmode=nope",
+        "postgresql://admin@db:99999/app?password=a&password=hunter2",
+        "admin:hunter2@db/app",
+        "postgresql://admin:hunter2\n@db/app?sslmode=nope",
     ])
     func passwordNeverShown(raw: String) {
         #expect(!DatabaseURL.redact(raw).contains("hunter2"))
@@ -76,9 +87,25 @@ struct DatabaseURLTests {
             #expect(!url.redacted.contains("hunter2"))
         } catch let error as MigsnapError {
             #expect(!error.message.contains("hunter2"))
-            #expect(error.message.contains("***") || !raw.contains(":hunter2@"))
+            #expect(error.message.contains("***") || !raw.contains(":hunter2@") || !raw.contains("://"))
         } catch {
             Issue.record("unexpected error type \(error)")
+        }
+    }
+
+    @Test("Echoed user text is one line and short")
+    func userTextIsShortened() throws {
+        let long = String(repeating: "x", count: 100_000)
+        #expect(UserText.line(long).count < 200)
+        #expect(UserText.line("a\nb\u{1B}[31m") == "a\\nb\\u{1b}[31m")
+        let message = UserText.message("No snapshot \(long)\nhere: try again")
+        #expect(!message.contains("\n"))
+        #expect(message.count < 400)
+        #expect(message.hasPrefix("No snapshot x") && message.hasSuffix("here: try again"))
+        #expect {
+            try DatabaseURL.parse("postgresql://u@h/db?sslmode=\(long)")
+        } throws: { error in
+            ((error as? MigsnapError)?.message.count ?? .max) < 400
         }
     }
 

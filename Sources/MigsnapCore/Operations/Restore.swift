@@ -21,6 +21,8 @@ public struct RestorePlan: Codable, Sendable, Equatable {
     /// The database the plan changes (redacted).
     public var database: String
     public var safetySnapshot: Bool
+    /// Tables whose rows could not be counted now, with why (e.g. "permission denied for table t").
+    public var unknownRows: [String: String] = [:]
 
     enum CodingKeys: String, CodingKey {
         case current, target, undone, via, snapshot
@@ -29,6 +31,7 @@ public struct RestorePlan: Codable, Sendable, Equatable {
         case rowsInSnapshot = "rows_in_snapshot"
         case database
         case safetySnapshot = "safety_snapshot"
+        case unknownRows = "unknown_rows"
     }
 
     public static func discarded(now: [String: Int64], snapshot: [String: Int64]?) -> [String: Int64] {
@@ -96,13 +99,13 @@ public struct RestoreOperation {
         }
         let exists = try engine.databaseExists()
         let current = exists ? try engine.currentRevisions(versionTable: versionTable) : []
-        let rowsNow = exists ? try engine.rowCounts() : [:]
+        let (rowsNow, unknownRows) = exists ? try engine.rowCountsForPlan() : ([:], [:])
         let plan = RestorePlan(
             current: current, target: manifest.revisions, undone: try undone(current, manifest.revisions),
             via: .restore, snapshot: manifest.id,
             discardedRows: RestorePlan.discarded(now: rowsNow, snapshot: staged.content.rowCounts),
             rowsNow: rowsNow, rowsInSnapshot: staged.content.rowCounts, database: engine.redactedLocation,
-            safetySnapshot: safetySnapshot && exists)
+            safetySnapshot: safetySnapshot && exists, unknownRows: unknownRows)
         return PreparedRestore(plan: plan, staged: staged)
     }
 

@@ -40,10 +40,10 @@ extension MigrationRun {
             throw MigsnapError.refused("No snapshot of \(engine.redactedLocation) was taken at \(at); refusing to fall back to `alembic downgrade` (--no-fallback).",
                                        hint: "Run `migsnap list` to see the snapshots, or drop --no-fallback to run Alembic's downgrade().")
         }
-        let rows = try engine.rowCounts()
+        let (rows, uncounted) = try engine.rowCountsForPlan()
         let plan = RestorePlan(current: current, target: downgrade.target, undone: downgrade.undone, via: .downgrade,
                                snapshot: nil, discardedRows: [:], rowsNow: rows, rowsInSnapshot: nil,
-                               database: engine.redactedLocation, safetySnapshot: true)
+                               database: engine.redactedLocation, safetySnapshot: true, unknownRows: uncounted)
         return (plan, .downgrade)
     }
 

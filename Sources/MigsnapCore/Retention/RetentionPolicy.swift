@@ -63,6 +63,11 @@ public struct RetentionPolicy: Equatable, Sendable, Codable {
 
     public static func load(path: String) throws(MigsnapError) -> RetentionPolicy {
         let data: Data
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw .invalidInput("the retention policy \(UserText.line(path, limit: 300)) is a directory, not a JSON file",
+                                hint: "Pass the path of a retention.json to --retention, or remove it to use the built-in default.")
+        }
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {

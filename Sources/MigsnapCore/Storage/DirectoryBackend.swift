@@ -47,7 +47,7 @@ public final class DirectoryBackend: StoreBackend {
             let entries = try contents()
             guard entries.isEmpty else {
                 throw MigsnapError.invalidInput(
-                    "\(directory) is not empty and is not a migsnap store (it holds \(entries.count) entr\(entries.count == 1 ? "y" : "ies"), e.g. \(Shorten.text(entries.sorted()[0]))).",
+                    "\(directory) is not empty and is not a migsnap store (it holds \(entries.count) entr\(entries.count == 1 ? "y" : "ies"), e.g. \(UserText.line(entries.sorted()[0]))).",
                     hint: "Point --store (or MIGSNAP_STORE) at a new or empty directory; migsnap creates it.")
             }
         } else {

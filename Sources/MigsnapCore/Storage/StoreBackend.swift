@@ -126,7 +126,7 @@ public enum ObjectName {
     /// Throws unless `isValid`: the last line of defence before a name reaches a backend.
     public static func check(_ name: String) throws {
         guard isValid(name) else {
-            throw MigsnapError.failed("Refusing the store object name '\(Shorten.text(name))': not a name migsnap makes.")
+            throw MigsnapError.failed("Refusing the store object name '\(UserText.line(name))': not a name migsnap makes.")
         }
     }
 }
@@ -158,21 +158,5 @@ public final class ScratchSpace {
 
     deinit {
         onRelease()
-    }
-}
-
-/// Shortens user-supplied text for a one-line message: control characters escaped, long text cut.
-public enum Shorten {
-    public static func text(_ text: String, limit: Int = 80) -> String {
-        var escaped = ""
-        for scalar in text.unicodeScalars {
-            if scalar.value < 0x20 || scalar.value == 0x7F {
-                escaped += String(format: "\\x%02x", scalar.value)
-            } else {
-                escaped.unicodeScalars.append(scalar)
-            }
-            if escaped.count > limit { return String(escaped.prefix(limit)) + "…" }
-        }
-        return escaped
     }
 }
