@@ -35,8 +35,11 @@ struct S3LockHolder: Codable, Equatable {
 final class S3StoreLock: StoreLock {
     private let renewer: LeaseRenewer
 
-    private init(renewer: LeaseRenewer) {
+    /// Holds the lock just created and starts renewing it.
+    private init(holding holder: S3LockHolder, client: S3Client, bucket: String, key: String, timing: S3LeaseTiming) {
+        let renewer = LeaseRenewer(client: client, bucket: bucket, key: key, holder: holder, timing: timing)
         self.renewer = renewer
+        Thread { renewer.run() }.start()
     }
 
     static func acquire(client: S3Client, bucket: String, key: String, location: String, purpose: String,
@@ -59,14 +62,16 @@ final class S3StoreLock: StoreLock {
                     hint: "Use a server with conditional PUT (AWS S3, MinIO, OpenStack Swift 2.35 or later), or a directory store.")
             }
             if created.status != 412 {
-                let renewer = LeaseRenewer(client: client, bucket: bucket, key: key, holder: holder, timing: timing)
-                Thread { renewer.run() }.start()
-                return S3StoreLock(renewer: renewer)
+                return S3StoreLock(holding: holder, client: client, bucket: bucket, key: key, timing: timing)
             }
             // Someone holds it: is the lease still running, by the server's clock?
             guard let current = try client.getObject(bucket: bucket, key: key) else { continue }
             if let date = current.serverDate { serverOffset = date.timeIntervalSinceNow }
             let other = try? JSONDecoder().decode(S3LockHolder.self, from: current.body)
+            if other?.owner == token {
+                // Our create went through but its answer was lost, and a retry found it there.
+                return S3StoreLock(holding: holder, client: client, bucket: bucket, key: key, timing: timing)
+            }
             if isExpired(other, lastModified: current.lastModified, serverDate: current.serverDate) {
                 try client.deleteObject(bucket: bucket, key: key)
                 continue
