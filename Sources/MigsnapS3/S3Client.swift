@@ -152,19 +152,15 @@ public final class S3Client: @unchecked Sendable {
         return etag
     }
 
-    /// Joins the parts into the object, which appears whole. With `ifNoneMatch`, false when the key exists.
-    func completeMultipartUpload(bucket: String, key: String, uploadID: String, etags: [String], ifNoneMatch: Bool = false) throws -> Bool {
+    /// Joins the parts into the object, which appears whole.
+    func completeMultipartUpload(bucket: String, key: String, uploadID: String, etags: [String]) throws {
         let parts = etags.enumerated().map { "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\($0.element.xmlEscaped)</ETag></Part>" }
         let body = Data("<CompleteMultipartUpload>\(parts.joined())</CompleteMultipartUpload>".utf8)
-        let reply = try send(S3Request(method: "POST", bucket: bucket, key: key, query: [("uploadId", uploadID)],
-                                       headers: ifNoneMatch ? [("If-None-Match", "*")] : [], body: .data(body)),
-                             accepting: ifNoneMatch ? [412] : [])
-        if reply.status == 412 { return false }
+        let reply = try send(S3Request(method: "POST", bucket: bucket, key: key, query: [("uploadId", uploadID)], body: .data(body)))
         // S3 may answer 200 and report the failure in the body.
         if let code = errorCode(reply.body) {
             throw MigsnapError.failed("S3 could not complete the upload of s3://\(bucket)/\(key): \(code).")
         }
-        return true
     }
 
     public func abortMultipartUpload(bucket: String, key: String, uploadID: String) throws {

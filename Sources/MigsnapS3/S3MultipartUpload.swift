@@ -20,7 +20,7 @@ struct S3MultipartUpload {
         let uploadID = try client.createMultipartUpload(bucket: bucket, key: key)
         do {
             let etags = try uploadParts(uploadID: uploadID, partSize: part, count: count, progress: progress)
-            _ = try client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, etags: etags)
+            try client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, etags: etags)
         } catch {
             try? client.abortMultipartUpload(bucket: bucket, key: key, uploadID: uploadID)
             throw error
