@@ -12,19 +12,21 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
-        // C libraries, each behind a one-line shim; only the engine and compression modules import them.
+        // C libraries, each behind a one-line shim; only the engine, compression and S3 modules import them.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         .target(name: "MigsnapCompression", dependencies: ["CZlib"]),
         .target(name: "MigsnapCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "MigsnapSQLite", dependencies: ["MigsnapCore", "MigsnapCompression", "CSQLite"]),
         .target(name: "MigsnapPostgres", dependencies: ["MigsnapCore", "CLibPQ"]),
+        .target(name: "MigsnapS3", dependencies: ["MigsnapCore", "CCurl", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "MigsnapCLI",
             dependencies: [
-                "MigsnapCore", "MigsnapSQLite", "MigsnapPostgres",
+                "MigsnapCore", "MigsnapSQLite", "MigsnapPostgres", "MigsnapS3",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -34,7 +36,8 @@ let package = Package(
         .testTarget(name: "MigsnapCompressionTests", dependencies: ["MigsnapCompression"]),
         .testTarget(name: "MigsnapSQLiteTests", dependencies: ["MigsnapSQLite", "MigsnapCore"]),
         .testTarget(name: "MigsnapPostgresTests", dependencies: ["MigsnapPostgres", "MigsnapCore"]),
-        .testTarget(name: "StoreConformanceTests", dependencies: ["MigsnapCore"]),
+        .testTarget(name: "MigsnapS3Tests", dependencies: ["MigsnapS3", "MigsnapCore"], exclude: ["SigV4Vectors"]),
+        .testTarget(name: "StoreConformanceTests", dependencies: ["MigsnapCore", "MigsnapS3"]),
         .testTarget(name: "EndToEndTests", dependencies: ["MigsnapCore"]),
     ]
 )

@@ -1,6 +1,7 @@
 import Foundation
 import MigsnapCore
 import MigsnapPostgres
+import MigsnapS3
 import MigsnapSQLite
 
 /// The resolved configuration of one run, and the engines and store it names.
@@ -24,7 +25,7 @@ struct Context {
     }
 
     private static func backend(_ location: String, _ config: Configuration) throws -> StoreBackend {
-        DirectoryBackend(directory: location)
+        try StoreBackends.open(location, environment: config.environment)
     }
 
     /// The project's revision graph, when it has migration files configured.

@@ -56,6 +56,7 @@ public protocol StoreBackend: AnyObject {
 
     /// Puts the object's bytes in a local file inside `scratch` and returns its path: a hard link on
     /// a directory store (no copy, and a concurrent prune cannot pull it away), a download elsewhere.
+    /// A missing object is `.verificationFailed`: a listed snapshot without its payload is broken.
     func fetch(_ name: String, into scratch: ScratchSpace, progress: ((Int64) -> Void)?) throws -> String
 
     /// `length` bytes from `offset` (fewer at the end of the object).

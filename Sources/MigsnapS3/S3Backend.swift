@@ -1,0 +1,178 @@
+import Foundation
+import MigsnapCore
+
+/// A snapshot store in an S3 bucket: `s3://BUCKET/PREFIX`, each store object at `PREFIX/<name>`.
+/// Objects appear whole when their PUT (or multipart completion) succeeds, so every write is atomic.
+public final class S3Backend: StoreBackend {
+    public let location: String
+    public let s3: S3Location
+    public let client: S3Client
+    /// A stalled holder's lease can run out while its upload goes on: debris younger than this is
+    /// left alone (15 minutes).
+    public let orphanGracePeriod: TimeInterval
+
+    /// Files larger than one part go up as multipart uploads, `partConcurrency` parts at a time.
+    let partSize: Int64
+    let partConcurrency: Int
+    let lease: S3LeaseTiming
+
+    static let markerName = ".migsnap-store"
+    static let lockName = ".lock"
+    static let scratchPrefix = "migsnap-scratch-"
+    private static let scratchLockName = ".in-use"
+
+    /// The store at `url` (`s3://BUCKET/PREFIX`), with the endpoint, region and credentials the AWS
+    /// way from `environment` (see `S3Configuration.fromEnvironment`).
+    public convenience init(url: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        try self.init(location: S3Location(url: url), configuration: S3Configuration.fromEnvironment(environment))
+    }
+
+    public convenience init(location: S3Location, configuration: S3Configuration) {
+        self.init(location: location, client: S3Client(configuration: configuration))
+    }
+
+    /// The knobs are for tests: small parts, a short lease.
+    init(location: S3Location, client: S3Client, partSize: Int64 = 8 << 20, partConcurrency: Int = 4,
+         lease: S3LeaseTiming = S3LeaseTiming(), orphanGracePeriod: TimeInterval = 15 * 60) {
+        self.orphanGracePeriod = orphanGracePeriod
+        self.s3 = location
+        self.location = location.description
+        self.client = client
+        self.partSize = partSize
+        self.partConcurrency = partConcurrency
+        self.lease = lease
+    }
+
+    // MARK: StoreBackend
+
+    public func isInitialized() throws -> Bool {
+        try client.getObject(bucket: s3.bucket, key: s3.key(Self.markerName)) != nil
+    }
+
+    public func initialize() throws {
+        if try isInitialized() { return }
+        if let other = try client.listObjects(bucket: s3.bucket, prefix: s3.keyPrefix).first {
+            throw MigsnapError.invalidInput(
+                "\(location) holds other objects (\(UserText.line(other.key))) and is not a migsnap store.",
+                hint: "Choose an empty prefix, e.g. \(location.hasSuffix("/") ? location : location + "/")migsnap.")
+        }
+        let marker = Data("{\"migsnap_store\": 1, \"created_at\": \"\(RFC3339.string(from: Date()))\"}\n".utf8)
+        // Created only if absent: a concurrent first run's marker is as good as ours.
+        try client.putObject(bucket: s3.bucket, key: s3.key(Self.markerName), data: marker, ifNoneMatch: true)
+    }
+
+    public func list() throws -> [StoredObject] {
+        let keyPrefix = s3.keyPrefix
+        return try client.listObjects(bucket: s3.bucket, prefix: keyPrefix).compactMap { object in
+            let name = String(object.key.dropFirst(keyPrefix.count))
+            guard ObjectName.isValid(name), name != Self.markerName, name != Self.lockName else { return nil }
+            return StoredObject(name: name, size: object.size, modified: object.modified, version: object.etag)
+        }.sorted { $0.name < $1.name }
+    }
+
+    public func read(_ name: String) throws -> Data? {
+        try ObjectName.check(name)
+        return try client.getObject(bucket: s3.bucket, key: s3.key(name))?.body
+    }
+
+    public func write(_ name: String, data: Data) throws {
+        try ObjectName.check(name)
+        try client.putObject(bucket: s3.bucket, key: s3.key(name), data: data)
+    }
+
+    public func upload(file path: String, as name: String, progress: ((Int64) -> Void)?) throws {
+        try ObjectName.check(name)
+        guard let size = FileSystem.fileSize(path) else { throw FileSystem.osError("read \(path)") }
+        if size <= partSize {
+            try client.putObject(bucket: s3.bucket, key: s3.key(name), file: path, progress: progress)
+        } else {
+            try S3MultipartUpload(client: client, bucket: s3.bucket, key: s3.key(name), file: path, size: size,
+                                  partSize: partSize, concurrency: partConcurrency).run(progress: progress)
+        }
+    }
+
+    public func fetch(_ name: String, into scratch: ScratchSpace, progress: ((Int64) -> Void)?) throws -> String {
+        try ObjectName.check(name)
+        let path = scratch.file(name)
+        guard try client.getObject(bucket: s3.bucket, key: s3.key(name), into: path, progress: progress) else {
+            throw MigsnapError.verificationFailed("The store object \(name) is missing from \(location).")
+        }
+        // An empty object sends no body, so no file was made for it.
+        if !FileManager.default.fileExists(atPath: path) {
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard fd >= 0 else { throw FileSystem.osError("create \(path)") }
+            close(fd)
+        }
+        return path
+    }
+
+    public func readRange(_ name: String, offset: Int64, length: Int64) throws -> Data {
+        try ObjectName.check(name)
+        guard let data = try client.getRange(bucket: s3.bucket, key: s3.key(name), offset: offset, length: length) else {
+            throw MigsnapError.failed("The store object \(name) is missing from \(location).")
+        }
+        return data
+    }
+
+    public func delete(_ name: String) throws {
+        try ObjectName.check(name)
+        try client.deleteObject(bucket: s3.bucket, key: s3.key(name))
+    }
+
+    public func makeScratch() throws -> ScratchSpace {
+        let base = FileManager.default.temporaryDirectory.path
+        let path = (base as NSString).appendingPathComponent(Self.scratchPrefix + UUID().uuidString.lowercased())
+        guard mkdir(path, 0o700) == 0 else { throw FileSystem.osError("create the scratch directory \(path)") }
+        let fd = open((path as NSString).appendingPathComponent(Self.scratchLockName), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let error = FileSystem.osError("lock the scratch directory \(path)")
+            if fd >= 0 { close(fd) }
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
+        return ScratchSpace(path: path) {
+            try? FileManager.default.removeItem(atPath: path)
+            close(fd)
+        }
+    }
+
+    public func lock(purpose: String, wait: TimeInterval) throws -> StoreLock {
+        try S3StoreLock.acquire(client: client, bucket: s3.bucket, key: s3.key(Self.lockName), location: location,
+                                purpose: purpose, wait: wait, timing: lease)
+    }
+
+    public func cleanBackendDebris() throws -> [String] {
+        var removed = Self.removeDeadScratchDirectories(in: FileManager.default.temporaryDirectory.path, olderThan: orphanGracePeriod)
+        let (uploads, serverDate) = try client.listMultipartUploads(bucket: s3.bucket, prefix: s3.keyPrefix)
+        let now = serverDate ?? Date()
+        for upload in uploads where upload.initiated.map({ now.timeIntervalSince($0) >= orphanGracePeriod }) ?? false {
+            try client.abortMultipartUpload(bucket: s3.bucket, key: upload.key, uploadID: upload.uploadID)
+            removed.append("incomplete upload of s3://\(s3.bucket)/\(upload.key)")
+        }
+        return removed
+    }
+
+    /// Scratch directories whose run is gone: their lock file can be locked (a live run holds it),
+    /// or, made by a run killed before it could lock, they are older than `grace`.
+    static func removeDeadScratchDirectories(in base: String, olderThan grace: TimeInterval) -> [String] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: base) else { return [] }
+        var removed: [String] = []
+        for entry in entries.sorted() where entry.hasPrefix(scratchPrefix) {
+            let path = (base as NSString).appendingPathComponent(entry)
+            var st = stat()
+            guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR, st.st_uid == getuid() else { continue }
+            let fd = open((path as NSString).appendingPathComponent(scratchLockName), O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+            let dead: Bool
+            if fd >= 0 {
+                dead = flock(fd, LOCK_EX | LOCK_NB) == 0
+            } else {
+                dead = Date().timeIntervalSince1970 - Double(st.st_mtim.tv_sec) > grace
+            }
+            if dead, (try? FileManager.default.removeItem(atPath: path)) != nil {
+                removed.append("scratch directory \(path)")
+            }
+            if fd >= 0 { close(fd) }
+        }
+        return removed
+    }
+}

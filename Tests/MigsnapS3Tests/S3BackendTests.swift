@@ -1,0 +1,133 @@
+import Foundation
+import MigsnapCore
+@testable import MigsnapS3
+import Testing
+
+@Suite struct S3BackendTests {
+    @Test func initializeMarksTheStoreAndListingHidesInternalObjects() throws {
+        let backend = try TestServer.backend()
+        #expect(try backend.isInitialized() == false)
+        try backend.initialize()
+        try backend.initialize()
+        #expect(try backend.isInitialized())
+        try backend.write("b.json", data: Data("{}".utf8))
+        try backend.write("a.json", data: Data("[]".utf8))
+        try backend.client.putObject(bucket: backend.s3.bucket, key: backend.s3.key("nested/x.json"), data: Data())
+        try backend.client.putObject(bucket: backend.s3.bucket, key: "store-sibling.json", data: Data())
+        let lock = try backend.lock(purpose: "test", wait: 0)
+        let listed = try backend.list()
+        lock.release()
+        #expect(listed.map(\.name) == ["a.json", "b.json"])
+        #expect(listed.allSatisfy { !$0.version.isEmpty && $0.modified != nil && $0.size == 2 })
+        #expect(try backend.read("a.json") == Data("[]".utf8))
+        #expect(try backend.read("missing.json") == nil)
+        try backend.delete("a.json")
+        try backend.delete("a.json")
+        #expect(try backend.list().map(\.name) == ["b.json"])
+    }
+
+    @Test func refusesAPrefixHoldingOtherThings() throws {
+        let backend = try TestServer.backend(prefix: "taken")
+        try backend.client.putObject(bucket: backend.s3.bucket, key: "taken/photo.jpg", data: Data("x".utf8))
+        #expect {
+            try backend.initialize()
+        } throws: { error in
+            guard case MigsnapError.invalidInput(let message, _) = error else { return false }
+            return message.contains("not a migsnap store")
+        }
+        #expect(try backend.isInitialized() == false)
+    }
+
+    @Test func emptyPrefixUsesTheWholeBucket() throws {
+        let backend = try TestServer.backend(prefix: "")
+        try backend.initialize()
+        try backend.write("index.json", data: Data("{}".utf8))
+        #expect(try backend.client.getObject(bucket: backend.s3.bucket, key: "index.json") != nil)
+        #expect(try backend.list().map(\.name) == ["index.json"])
+        #expect(backend.location == "s3://\(backend.s3.bucket)")
+    }
+
+    @Test func multipartRoundTripKeepsEveryByte() throws {
+        let backend = try TestServer.backend()
+        try backend.initialize()
+        let size = 20 << 20 | 12_345
+        let file = try TestServer.randomFile(size: size)
+        let sent = Counter()
+        var lastSent: Int64 = 0
+        try backend.upload(file: file, as: "big.sqlite.gz") { done in
+            lastSent = done
+            _ = sent.take(below: Int.max)
+        }
+        #expect(lastSent == Int64(size))
+        #expect(try backend.list().first { $0.name == "big.sqlite.gz" }?.size == Int64(size))
+        #expect(try backend.client.listMultipartUploads(bucket: backend.s3.bucket, prefix: "").uploads.isEmpty)
+
+        let scratch = try backend.makeScratch()
+        var lastReceived: Int64 = 0
+        let fetched = try backend.fetch("big.sqlite.gz", into: scratch) { lastReceived = $0 }
+        #expect(lastReceived == Int64(size))
+        #expect(FileSystem.permissions(fetched) == 0o600)
+        #expect(try Hashing.sha256(ofFile: fetched) == Hashing.sha256(ofFile: file))
+        #expect(try backend.readRange("big.sqlite.gz", offset: Int64(8 << 20) - 3, length: 6)
+            == FileHandle(forReadingAtPath: file).map { h in try h.seek(toOffset: UInt64(8 << 20) - 3); return try h.read(upToCount: 6) ?? Data() })
+    }
+
+    @Test func smallUploadAndEmptyFetch() throws {
+        let backend = try TestServer.backend()
+        try backend.initialize()
+        let file = try TestServer.randomFile(size: 0)
+        try backend.upload(file: file, as: "empty.pgdump", progress: nil)
+        let scratch = try backend.makeScratch()
+        let fetched = try backend.fetch("empty.pgdump", into: scratch, progress: nil)
+        #expect(FileSystem.fileSize(fetched) == 0)
+        #expect(throws: MigsnapError.self) { _ = try backend.fetch("gone.pgdump", into: scratch, progress: nil) }
+    }
+
+    @Test func scratchIsPrivateAndOnlyDeadOnesAreCleaned() throws {
+        let backend = try TestServer.backend(orphanGracePeriod: 0)
+        try backend.initialize()
+        var scratch: ScratchSpace? = try backend.makeScratch()
+        let live = scratch!.path
+        #expect(FileSystem.permissions(live) == 0o700)
+        #expect((live as NSString).lastPathComponent.hasPrefix("migsnap-scratch-"))
+
+        // A killed run's scratch directory: its lock file is there but nobody holds it.
+        let dead = (FileManager.default.temporaryDirectory.path as NSString).appendingPathComponent("migsnap-scratch-dead-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: dead, withIntermediateDirectories: false)
+        _ = FileManager.default.createFile(atPath: dead + "/.in-use", contents: nil)
+
+        // An upload a killed run left incomplete.
+        let key = backend.s3.key("orphan.sqlite.gz")
+        let uploadID = try backend.client.createMultipartUpload(bucket: backend.s3.bucket, key: key)
+        Thread.sleep(forTimeInterval: 1.1)
+
+        let removed = try backend.cleanBackendDebris()
+        #expect(removed.contains("scratch directory \(dead)"))
+        #expect(removed.contains("incomplete upload of s3://\(backend.s3.bucket)/\(key)"))
+        #expect(!removed.contains { $0.contains(live) })
+        #expect(FileManager.default.fileExists(atPath: live) && !FileManager.default.fileExists(atPath: dead))
+        #expect(try backend.client.listMultipartUploads(bucket: backend.s3.bucket, prefix: "").uploads.map(\.uploadID).contains(uploadID) == false)
+
+        scratch = nil
+        #expect(!FileManager.default.fileExists(atPath: live))
+    }
+
+    @Test func youngUploadsAreLeftAlone() throws {
+        let backend = try TestServer.backend()
+        let key = backend.s3.key("in-flight.sqlite.gz")
+        _ = try backend.client.createMultipartUpload(bucket: backend.s3.bucket, key: key)
+        #expect(try backend.cleanBackendDebris().allSatisfy { !$0.contains("incomplete upload") })
+        #expect(try backend.client.listMultipartUploads(bucket: backend.s3.bucket, prefix: "").uploads.count == 1)
+    }
+
+    @Test func constructedFromAURLAndTheEnvironment() throws {
+        let configuration = try TestServer.configuration()
+        let env = ["AWS_ENDPOINT_URL": configuration.endpoint, "AWS_ACCESS_KEY_ID": configuration.credentials.accessKeyID,
+                   "AWS_SECRET_ACCESS_KEY": configuration.credentials.secretAccessKey, "HOME": "/nonexistent"]
+        let bucket = try TestServer.freshBucket(TestServer.client())
+        let backend = try S3Backend(url: "s3://\(bucket)/team/app/", environment: env)
+        #expect(backend.location == "s3://\(bucket)/team/app")
+        try backend.initialize()
+        #expect(try backend.client.getObject(bucket: bucket, key: "team/app/.migsnap-store") != nil)
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import MigsnapCore
+@testable import MigsnapS3
+import Testing
+
+@Suite struct S3LockTests {
+    private func refusal(_ body: () throws -> Void) -> String? {
+        do {
+            try body()
+        } catch let MigsnapError.refused(message, _) {
+            return message
+        } catch {
+            return "unexpected \(error)"
+        }
+        return nil
+    }
+
+    @Test func secondRunIsRefusedNamingTheHolder() throws {
+        let first = try TestServer.backend()
+        let second = try TestServer.backend(in: first.s3.bucket)
+        let lock = try first.lock(purpose: "upgrade to head", wait: 0)
+        let message = refusal { _ = try second.lock(purpose: "prune", wait: 1.5) }
+        #expect(message?.hasPrefix("Another migsnap run holds the store lock (host ") == true)
+        #expect(message?.contains("pid \(getpid()), upgrade to head, since ") == true)
+        lock.release()
+        let again = try second.lock(purpose: "prune", wait: 0)
+        again.release()
+        #expect(try first.client.getObject(bucket: first.s3.bucket, key: first.s3.key(".lock")) == nil)
+    }
+
+    @Test func freeingTheValueReleasesTheLock() throws {
+        let backend = try TestServer.backend()
+        var lock: StoreLock? = try backend.lock(purpose: "snapshot", wait: 0)
+        #expect(lock != nil)
+        lock = nil
+        #expect(try backend.client.getObject(bucket: backend.s3.bucket, key: backend.s3.key(".lock")) == nil)
+    }
+
+    @Test func deadHoldersLeaseExpires() throws {
+        let backend = try TestServer.backend()
+        let dead = S3LockHolder(owner: "someone-else", host: "gone-host", pid: 99999, purpose: "killed upgrade",
+                                since: RFC3339.string(from: Date()), expires: RFC3339.string(from: Date().addingTimeInterval(2)), leaseSeconds: 2)
+        try backend.client.putObject(bucket: backend.s3.bucket, key: backend.s3.key(".lock"), data: JSONEncoder().encode(dead))
+        let message = refusal { _ = try backend.lock(purpose: "restore", wait: 0) }
+        #expect(message?.contains("host gone-host, pid 99999, killed upgrade") == true)
+        let started = Date()
+        let lock = try backend.lock(purpose: "restore", wait: 15)
+        #expect(Date().timeIntervalSince(started) < 10)
+        lock.release()
+    }
+
+    @Test func renewalKeepsALiveHolderPastItsLease() throws {
+        let timing = S3LeaseTiming(length: 2, renewEvery: 0.5, poll: 0.2)
+        let holder = try TestServer.backend(lease: timing)
+        let other = try TestServer.backend(lease: timing, in: holder.s3.bucket)
+        let lock = try holder.lock(purpose: "long upgrade", wait: 0)
+        Thread.sleep(forTimeInterval: 5)
+        let message = refusal { _ = try other.lock(purpose: "prune", wait: 1) }
+        #expect(message?.contains("long upgrade") == true)
+        lock.release()
+        try other.lock(purpose: "prune", wait: 0).release()
+    }
+
+    @Test func expiryIsJudgedByTheServersClock() {
+        let written = Date(timeIntervalSince1970: 1_000_000)
+        let holder = S3LockHolder(owner: "o", host: "h", pid: 1, purpose: "p", since: "", expires: "", leaseSeconds: 60)
+        #expect(!S3StoreLock.isExpired(holder, lastModified: written, serverDate: written.addingTimeInterval(59)))
+        #expect(S3StoreLock.isExpired(holder, lastModified: written, serverDate: written.addingTimeInterval(61)))
+        #expect(!S3StoreLock.isExpired(holder, lastModified: written, serverDate: nil))
+    }
+}
