@@ -12,8 +12,8 @@ struct GlobalOptions: ParsableArguments {
         valueName: "url"))
     var url: String?
 
-    @Option(help: ArgumentHelp("The snapshot store (default: $MIGSNAP_STORE, else .migsnap/ beside the config file).",
-                               valueName: "dir"))
+    @Option(help: ArgumentHelp("The snapshot store: a directory or s3://BUCKET/PREFIX (default: $MIGSNAP_STORE, else store = in [migsnap] of the config file, else .migsnap/ beside it).",
+                               valueName: "store"))
     var store: String?
 
     @Option(help: ArgumentHelp("The retention policy (default: retention.json beside the config file, else the built-in policy).",

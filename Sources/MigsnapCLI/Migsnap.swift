@@ -9,7 +9,8 @@ public struct Migsnap: ParsableCommand {
         discussion: """
         Run it where `alembic` works: it reads alembic.ini (or -c FILE), the database URL \
         (--url > DATABASE_URL > sqlalchemy.url) and keeps snapshots in .migsnap/ beside the config \
-        file. Exit status: 0 success, 1 failed, 2 bad input, 3 verification failed, 4 refused for \
+        file, or in a bucket (--store s3://BUCKET/PREFIX, credentials the AWS way), encrypted to \
+        age recipients when MIGSNAP_AGE_RECIPIENTS is set. Exit status: 0 success, 1 failed, 2 bad input, 3 verification failed, 4 refused for \
         safety, 64 malformed command line.
         """,
         version: "0.1.0",

@@ -81,16 +81,23 @@ public final class SnapshotStore {
         var manifests: [Manifest] = []
         var damaged: [(file: String, problem: String)] = []
         var entries: [String: StoreIndex.Entry] = [:]
-        for object in objects {
-            guard let id = ObjectName.id(ofManifest: object.name) else { continue }
+        let candidates = objects.filter { ObjectName.id(ofManifest: $0.name) != nil }
+        // What the index does not vouch for is read, many at a time: one round trip each on a bucket.
+        let stale = candidates.filter { object in
+            guard let cached = index[object.name] else { return true }
+            return object.version.isEmpty || cached.version != object.version
+        }
+        let fresh = readAll(stale.map(\.name))
+        for object in candidates {
+            let id = ObjectName.id(ofManifest: object.name)!
             let where_ = payloadLocationOfName(object.name)
             do {
                 let manifest: Manifest
-                if let cached = index[object.name], cached.version == object.version, !object.version.isEmpty {
-                    manifest = cached.manifest
-                } else {
-                    guard let data = try backend.read(object.name) else { continue }
+                if let read = fresh[object.name] {
+                    guard let data = try read.get() else { continue }
                     manifest = try decodeManifest(data, at: where_)
+                } else {
+                    manifest = index[object.name]!.manifest
                 }
                 try Self.check(manifest, id: id, at: where_)
                 manifests.append(manifest)
@@ -101,6 +108,35 @@ public final class SnapshotStore {
         }
         manifests.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
         return StoreScan(manifests: manifests, damaged: damaged, entries: entries)
+    }
+
+    /// Reads small objects, up to 16 at a time; each result is the bytes (nil: gone meanwhile) or the error.
+    private func readAll(_ names: [String]) -> [String: Result<Data?, MigsnapError>] {
+        guard !names.isEmpty else { return [:] }
+        let results = ReadResults(count: names.count)
+        nonisolated(unsafe) let backend = self.backend
+        DispatchQueue.concurrentPerform(iterations: min(16, names.count)) { worker in
+            for i in stride(from: worker, to: names.count, by: 16) {
+                do {
+                    results.set(i, .success(try backend.read(names[i])))
+                } catch let error as MigsnapError {
+                    results.set(i, .failure(error))
+                } catch {
+                    results.set(i, .failure(.failed("Cannot read \(names[i]): \(error)")))
+                }
+            }
+        }
+        // One manifest that cannot be read is reported as damaged; a store that cannot be read at
+        // all (credentials, network) has already failed in the listing.
+        return Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, results.get($0)) })
+    }
+
+    private final class ReadResults: @unchecked Sendable {
+        private let lock = NSLock()
+        private var results: [Result<Data?, MigsnapError>]
+        init(count: Int) { results = Array(repeating: .success(nil), count: count) }
+        func set(_ i: Int, _ r: Result<Data?, MigsnapError>) { lock.lock(); results[i] = r; lock.unlock() }
+        func get(_ i: Int) -> Result<Data?, MigsnapError> { lock.lock(); defer { lock.unlock() }; return results[i] }
     }
 
     private func payloadLocationOfName(_ name: String) -> String {
