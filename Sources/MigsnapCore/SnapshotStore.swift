@@ -468,8 +468,22 @@ public enum SnapshotID {
         return Date(timeIntervalSince1970: Double(seconds) + Double(n(14, 3)) / 1000)
     }
 
+    /// `DDDDDDDD-DDDDDD-DDD`, checked byte by byte: it runs for every object of every listing.
     public static func isWellFormed(_ id: String) -> Bool {
-        id.range(of: #"^\d{8}-\d{6}-\d{3}$"#, options: .regularExpression) != nil
+        let utf8 = id.utf8
+        return utf8.withContiguousStorageIfAvailable(isWellFormed) ?? isWellFormed(Array(utf8)[...].withUnsafeBufferPointer { $0 })
+    }
+
+    private static func isWellFormed(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard bytes.count == 19 else { return false }
+        for (i, c) in bytes.enumerated() {
+            if i == 8 || i == 15 {
+                if c != UInt8(ascii: "-") { return false }
+            } else if c < UInt8(ascii: "0") || c > UInt8(ascii: "9") {
+                return false
+            }
+        }
+        return true
     }
 
     /// A prefix a user may type: digits and dashes only, so `/`, `..` and the like never reach the file system.

@@ -123,3 +123,70 @@ struct S3EndToEndTests {
         #expect(try p.manifests().count == 1)
     }
 }
+
+/// A relay to the test server that dies after so many bytes (Fixtures/cut-proxy.py): the server
+/// stopped in the middle of an upload or a download, while the real server keeps the evidence.
+final class DyingRelay {
+    let endpoint: String
+    private let process: Process
+
+    init(upLimit: Int = Int.max / 2, downLimit: Int = Int.max / 2) throws {
+        let target = try #require(ProcessInfo.processInfo.environment["MIGSNAP_TEST_S3_ENDPOINT"].flatMap { URL(string: $0)?.port })
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [Paths.repository + "/Tests/EndToEndTests/Fixtures/cut-proxy.py", "\(target)", "\(upLimit)", "\(downLimit)"]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let port = try #require(Int(line), "cut-proxy printed '\(line)'")
+        endpoint = "http://127.0.0.1:\(port)"
+    }
+
+    deinit {
+        if process.isRunning { process.terminate() }
+    }
+}
+
+@Suite("S3 store: the server dies mid-transfer")
+struct S3MidTransferTests {
+    /// A project whose database holds 24 MiB that do not compress, so the payload goes up in parts.
+    func bigProject(_ bucket: Bucket) throws -> Project {
+        let p = try Project().seeded()
+        p.environment.merge(bucket.environment) { $1 }
+        p.environment["MIGSNAP_STORE"] = bucket.store()
+        _ = try p.sqlite("CREATE TABLE blobs (b BLOB); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 24) INSERT INTO blobs SELECT randomblob(1048576) FROM n;")
+        return p
+    }
+
+    @Test func anUploadCutOffListsNothing() throws {
+        let bucket = try Bucket()
+        let p = try bigProject(bucket)
+        let first = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let relay = try DyingRelay(upLimit: 12 << 20)
+        let r = try p.migsnap("snapshot", env: ["AWS_ENDPOINT_URL": relay.endpoint])
+        #expect(r.status == 1, "\(r.output)")
+        #expect(r.stderr.contains(relay.endpoint), "names the endpoint: \(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }.count == 1)
+        // Seen through the live server: only the first snapshot is listed, and it verifies.
+        #expect(try p.manifests().map { $0["id"] as? String } == [first])
+        try p.ok("verify")
+        // The cut-off run could not delete its lock either: until its lease runs out, the next
+        // run is refused with the holder and the expiry named, never raced.
+        let next = try p.migsnap("snapshot")
+        #expect(next.status == 4 && next.stderr.contains("expires"), "\(next.output)")
+    }
+
+    @Test func aDownloadCutOffLeavesTheDatabaseAlone() throws {
+        let bucket = try Bucket()
+        let p = try bigProject(bucket)
+        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try p.alembic("upgrade", "head")
+        let after = try p.dump()
+        let relay = try DyingRelay(downLimit: 12 << 20)
+        let r = try p.migsnap("restore", id, "--yes", env: ["AWS_ENDPOINT_URL": relay.endpoint])
+        #expect(r.status == 1, "\(r.output)")
+        #expect(try p.dump() == after, "the database is untouched")
+        #expect(try p.manifests().count == 1, "no safety snapshot was half made")
+    }
+}
