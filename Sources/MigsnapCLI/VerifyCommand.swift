@@ -27,7 +27,7 @@ extension Migsnap {
         func run() throws {
             try runReportingErrors {
                 let context = try Context(global)
-                let scan = try context.store.scan()
+                let scan = try context.store.scan(thorough: true)
                 let manifests = ids.isEmpty ? scan.manifests : try ids.map(context.store.resolve)
                 var results: [Result] = []
                 if ids.isEmpty {

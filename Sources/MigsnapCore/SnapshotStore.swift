@@ -11,6 +11,9 @@ public final class SnapshotStore {
     public let backend: StoreBackend
     /// Recipients to encrypt new payloads to, and where to find the identity to read them.
     public let encryption: StoreEncryption
+    /// Whether this run has changed the store since it took the lock, and the index as it changed it.
+    private var indexMarked = false
+    private var pendingIndex: StoreIndex?
 
     public init(backend: StoreBackend, encryption: StoreEncryption = StoreEncryption()) {
         self.backend = backend
@@ -74,10 +77,18 @@ public final class SnapshotStore {
     }
 
     /// The readable manifests, oldest first, and the manifests that cannot be used, with why.
-    public func scan() throws -> StoreScan {
+    ///
+    /// Where listing the store is cheap (a directory), every listing compares the manifests with
+    /// the index and reads what changed. Where it is not (a bucket: a thousand keys per request),
+    /// an index that the last writer left complete is taken as it stands, a few requests in all;
+    /// `thorough` lists every object anyway (verify does).
+    public func scan(thorough: Bool = false) throws -> StoreScan {
         guard try backend.isInitialized() else { return StoreScan(manifests: [], damaged: [], entries: [:]) }
+        if !thorough, !backend.listingIsCheap, let trusted = loadIndexFile(), trusted.complete == true {
+            return scan(trusting: trusted)
+        }
         let objects = try backend.list()
-        let index = loadIndex()
+        let index = loadIndexFile()?.entries ?? [:]
         var manifests: [Manifest] = []
         var damaged: [(file: String, problem: String)] = []
         var entries: [String: StoreIndex.Entry] = [:]
@@ -108,6 +119,23 @@ public final class SnapshotStore {
         }
         manifests.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
         return StoreScan(manifests: manifests, damaged: damaged, entries: entries)
+    }
+
+    private func scan(trusting index: StoreIndex) -> StoreScan {
+        var manifests: [Manifest] = []
+        var damaged: [(file: String, problem: String)] = []
+        for (name, entry) in index.entries {
+            let where_ = payloadLocationOfName(name)
+            guard let id = ObjectName.id(ofManifest: name) else { continue }
+            do {
+                try Self.check(entry.manifest, id: id, at: where_)
+                manifests.append(entry.manifest)
+            } catch let error as MigsnapError {
+                damaged.append((where_, error.message))
+            } catch {}
+        }
+        manifests.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        return StoreScan(manifests: manifests, damaged: damaged, entries: index.entries)
     }
 
     /// Reads small objects, up to 16 at a time; each result is the bytes (nil: gone meanwhile) or the error.
@@ -212,21 +240,53 @@ public final class SnapshotStore {
 
     // MARK: The listing index
 
-    /// The manifests as the last writer saw them, keyed by object name with the object's version:
-    /// a listing reads only the manifests that changed since, instead of one read per snapshot.
-    private func loadIndex() -> [String: StoreIndex.Entry] {
+    /// The manifests as the last writer saw them, keyed by object name with the object's version,
+    /// and whether that writer finished: a listing reads only the manifests that changed since,
+    /// instead of one read per snapshot.
+    private func loadIndexFile() -> StoreIndex? {
         guard let data = try? backend.read(ObjectName.index),
               let index = try? JSON.decoder().decode(StoreIndex.self, from: data), index.format == StoreIndex.currentFormat
-        else { return [:] }
-        return index.entries
+        else { return nil }
+        return index
     }
 
-    /// Rewrites the index when it differs from the manifests. Called with the lock held.
+    /// Before this run's first change: the index is marked incomplete (so that a reader of a bucket
+    /// lists the objects until this run finishes), and kept up to date in memory as the run writes.
+    private func noteChange(_ name: String, _ manifest: Manifest?) throws {
+        if !indexMarked {
+            indexMarked = true
+            if var current = loadIndexFile() {
+                pendingIndex = current.complete == true ? current : nil
+                if current.complete == true {
+                    current.complete = false
+                    try backend.write(ObjectName.index, data: try JSON.encoder(pretty: false).encode(current))
+                }
+            }
+        }
+        if let manifest {
+            pendingIndex?.entries[name] = StoreIndex.Entry(version: "", manifest: manifest)
+        } else {
+            pendingIndex?.entries[name] = nil
+        }
+    }
+
+    /// Brings the index up to date and marks it complete. Called with the lock held, on its release.
     public func saveIndex() throws {
         guard try backend.isInitialized() else { return }
-        let fresh = try scan().entries
-        if fresh == loadIndex() { return }
-        try backend.write(ObjectName.index, data: try JSON.encoder(pretty: false).encode(StoreIndex(entries: fresh)))
+        defer {
+            indexMarked = false
+            pendingIndex = nil
+        }
+        var fresh: StoreIndex
+        if let pendingIndex, !backend.listingIsCheap {
+            fresh = pendingIndex
+        } else {
+            if !indexMarked, let current = loadIndexFile(), current.complete == true, !backend.listingIsCheap { return }
+            fresh = StoreIndex(entries: try scan(thorough: true).entries)
+        }
+        fresh.complete = true
+        if fresh == loadIndexFile() { return }
+        try backend.write(ObjectName.index, data: try JSON.encoder(pretty: false).encode(fresh))
     }
 
     // MARK: Writing (callers hold the lock)
@@ -260,6 +320,7 @@ public final class SnapshotStore {
         manifest.file = ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: manifest.encryption != nil)
         manifest.sha256 = try Hashing.sha256(ofFile: stored)
         manifest.storedBytes = FileSystem.fileSize(stored) ?? 0
+        try noteChange(ObjectName.manifest(id: manifest.id), nil)
         try backend.upload(file: stored, as: manifest.file) { done in
             progress.update(phase: "store", done: done, total: manifest.storedBytes)
         }
@@ -273,6 +334,7 @@ public final class SnapshotStore {
     public func commit(stored file: String, manifest: Manifest, scratch: ScratchSpace,
                        progress: ProgressReporter = SilentProgress()) throws -> Manifest {
         try Self.verifyChecksum(manifest, file: file, location: file)
+        try noteChange(ObjectName.manifest(id: manifest.id), nil)
         try backend.upload(file: file, as: manifest.file) { done in
             progress.update(phase: "store", done: done, total: manifest.storedBytes)
         }
@@ -283,12 +345,15 @@ public final class SnapshotStore {
 
     /// Rewrites a manifest atomically (pin, unpin, tags).
     public func write(_ manifest: Manifest) throws {
+        try noteChange(ObjectName.manifest(id: manifest.id), nil)
         try backend.write(ObjectName.manifest(id: manifest.id), data: try JSON.encoder().encode(manifest))
+        try noteChange(ObjectName.manifest(id: manifest.id), manifest)
     }
 
     /// Removes a snapshot: the manifest first, so a killed run never leaves a listed snapshot
     /// without its file; a payload without a manifest is debris the next run removes.
     public func remove(_ manifest: Manifest) throws {
+        try noteChange(ObjectName.manifest(id: manifest.id), nil)
         try backend.delete(ObjectName.manifest(id: manifest.id))
         try backend.delete(ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: manifest.encryption != nil))
     }
@@ -380,6 +445,8 @@ struct StoreIndex: Codable, Equatable {
         var manifest: Manifest
     }
     var format = StoreIndex.currentFormat
+    /// True once the writer that made it finished; a run that starts changing the store sets it false first.
+    var complete: Bool?
     var entries: [String: Entry]
 }
 

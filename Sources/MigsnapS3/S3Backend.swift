@@ -10,6 +10,8 @@ public final class S3Backend: StoreBackend {
     /// A stalled holder's lease can run out while its upload goes on: debris younger than this is
     /// left alone (15 minutes).
     public let orphanGracePeriod: TimeInterval
+    /// A thousand keys per request: listings rely on the store's index instead.
+    public var listingIsCheap: Bool { false }
 
     /// Files larger than one part go up as multipart uploads, `partConcurrency` parts at a time.
     let partSize: Int64

@@ -21,6 +21,7 @@ public final class DirectoryBackend: StoreBackend {
 
     public var location: String { directory }
     public var orphanGracePeriod: TimeInterval { 0 }
+    public var listingIsCheap: Bool { true }
 
     func path(_ name: String) -> String {
         (directory as NSString).appendingPathComponent(name)

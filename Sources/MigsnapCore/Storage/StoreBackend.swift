@@ -33,6 +33,10 @@ public protocol StoreBackend: AnyObject {
     /// stalled holder, so there a grace period protects its upload.
     var orphanGracePeriod: TimeInterval { get }
 
+    /// Whether `list()` is cheap enough for every listing of snapshots (a directory: yes; a bucket
+    /// answers a thousand keys per request: no, and listings then rely on the index).
+    var listingIsCheap: Bool { get }
+
     /// Whether the store exists (its marker is there). Reading commands call this and create nothing.
     func isInitialized() throws -> Bool
 
