@@ -13,8 +13,9 @@ extension Migsnap {
             If there is no such snapshot it says so loudly and falls back to `alembic downgrade \
             TARGET` (after a pre-downgrade safety snapshot); --no-fallback refuses instead.
 
-            The migrations undone are remembered: `upgrade` refuses to apply the same unchanged \
-            file again unless --force.
+            An undone migration that lost data (it dropped a table or a column, or left fewer \
+            rows, as far as the snapshots around its step show) is guarded: `upgrade` refuses to \
+            apply the same unchanged file again unless --force (or `migsnap unguard REV`).
             """)
 
         @OptionGroup var global: GlobalOptions

@@ -218,6 +218,19 @@ public struct Configuration: Sendable {
         return versionLocations
     }
 
+    /// The migration directories exist (checked before an upgrade writes anything: Alembic
+    /// would fail only after the first snapshot).
+    public func requireMigrationDirectories() throws {
+        let locations = try requireVersionLocations()
+        for directory in [scriptLocation!] + locations {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw MigsnapError.invalidInput("The migration directory \(directory) does not exist.",
+                                                hint: "Check script_location (and version_locations) in \(configFile ?? "the config file"), or pass -c path/to/alembic.ini.")
+            }
+        }
+    }
+
     /// Alembic's rules for `version_locations`: a named separator, or (legacy) spaces and commas.
     static func splitLocations(_ text: String, separator: String?) -> [String] {
         let parts: [String]
