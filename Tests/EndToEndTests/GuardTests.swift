@@ -11,6 +11,16 @@ extension Project {
         return self
     }
 
+    /// Upgraded to head by Alembic alone (no snapshot around 0002 and 0003), then restored to a
+    /// manual snapshot at 0001: migsnap cannot tell what 0002 and 0003 removed.
+    func restoredOverStepsWithoutSnapshots() throws -> Project {
+        try alembic("upgrade", "0001")
+        try ok("snapshot")
+        try alembic("upgrade", "head")
+        try ok("restore", "--revision", "0001", "--yes")
+        return self
+    }
+
     func guards() throws -> [[String: Any]] {
         let status = try #require(try json(try ok("status", "--json").stdout) as? [String: Any])
         return try #require(status["guards"] as? [[String: Any]])
@@ -45,11 +55,7 @@ struct GuardTests {
     }
 
     @Test func whereMigsnapCannotTellItGuardsAndSaysWhy() throws {
-        let p = try Project()
-        try p.alembic("upgrade", "0001")
-        try p.ok("snapshot")
-        try p.alembic("upgrade", "head")
-        try p.ok("restore", "--revision", "0001", "--yes")
+        let p = try Project().restoredOverStepsWithoutSnapshots()
         let guards = try p.guards()
         #expect(Set(guards.compactMap { $0["revision"] as? String }) == ["0002", "0003"])
         for g in guards {
@@ -59,11 +65,7 @@ struct GuardTests {
     }
 
     @Test func theRefusalNamesTheFirstGuardedStepAndTheDryRunExitsAsTheRunWould() throws {
-        let p = try Project()
-        try p.alembic("upgrade", "0001")
-        try p.ok("snapshot")
-        try p.alembic("upgrade", "head")
-        try p.ok("restore", "--revision", "0001", "--yes")
+        let p = try Project().restoredOverStepsWithoutSnapshots()
 
         let refused = try p.migsnap("upgrade")
         #expect(refused.status == 4)
@@ -86,5 +88,47 @@ struct GuardTests {
         #expect(forced.status == 0, "\(forced.output)")
         #expect(try #require(try p.json(forced.stdout) as? [String: Any])["refused"] is NSNull)
         #expect(try p.alembic("current").stdout.contains("0001"))
+    }
+
+    @Test func unguardClearsNamedGuardsOrAllAndSaysWhat() throws {
+        let p = try Project().restoredOverStepsWithoutSnapshots()
+        let unknown = try p.migsnap("unguard", "0001")
+        #expect(unknown.status == 2, "\(unknown.output)")
+        #expect(unknown.stderr.contains("No guard on 0001"))
+        #expect(try p.migsnap("unguard").status == 64)
+
+        let dry = try p.ok("unguard", "0002", "--dry-run")
+        #expect(dry.stdout.contains("Would clear the guard on 0002"), "\(dry.stdout)")
+        #expect(try p.guards().count == 2)
+
+        let one = try p.ok("unguard", "0002")
+        #expect(one.stdout.contains("Cleared the guard on 0002") && one.stdout.contains("cannot tell"), "\(one.stdout)")
+        #expect(try p.guards().map { $0["revision"] as? String } == ["0003"])
+
+        let all = try p.ok("unguard", "--all")
+        #expect(all.stdout.contains("Cleared the guard on 0003"), "\(all.stdout)")
+        #expect(try p.guards().isEmpty)
+        #expect(try p.ok("unguard", "--all").stdout.contains("No guards to clear"))
+        try p.ok("upgrade")
+    }
+
+    @Test func aGuardNeverOutlivesItsMeaning() throws {
+        // Restoring a snapshot taken at head clears the guards of head and everything before it.
+        let p = try Project().upgradedWithSnapshots()
+        try p.ok("snapshot", "--tag", "at-head")
+        try p.ok("rollback", "--yes")
+        #expect(try p.guards().map { $0["revision"] as? String } == ["0003"])
+        let atHead = try #require(try p.manifests().first { ($0["tags"] as? [String]) == ["at-head"] }?["id"] as? String)
+        try p.ok("restore", atHead, "--yes")
+        #expect(try p.guards().isEmpty, "status shows no guard on 0003 at head")
+        let store = try #require(String(data: fileBytes(p.store + "/guards.json") ?? Data(), encoding: .utf8))
+        #expect(!store.contains("0003"), "the guard is gone from the store, not only hidden: \(store)")
+
+        // An upgrade that applies a guarded revision again (forced) clears its guard.
+        try p.ok("rollback", "--yes")
+        #expect(try p.guards().count == 1)
+        try p.ok("upgrade", "--force")
+        #expect(try p.guards().isEmpty)
+        #expect(!(String(data: fileBytes(p.store + "/guards.json") ?? Data(), encoding: .utf8) ?? "").contains("0003"))
     }
 }

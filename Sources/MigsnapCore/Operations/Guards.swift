@@ -167,6 +167,25 @@ public struct GuardBook {
         return cleared
     }
 
+    /// `unguard REV… | --all` (`revisions` nil): the guards to forget, each named by its revision
+    /// or a unique prefix of it. A name that matches no guard is an error, and then none is forgotten.
+    public func matching(_ revisions: [String]?) throws -> [Guard] {
+        let guards = try load()
+        guard let revisions else { return guards }
+        var chosen: [String] = []
+        for name in revisions {
+            let revisions = Set(guards.map(\.revision))
+            let matches = revisions.contains(name) ? [name] : revisions.filter { $0.hasPrefix(name) }
+            guard matches.count == 1, let revision = matches.first else {
+                throw MigsnapError.invalidInput(
+                    matches.isEmpty ? "No guard on \(name)." : "'\(name)' matches the guards on \(matches.sorted().joined(separator: ", ")).",
+                    hint: matches.isEmpty ? "`migsnap status` lists the open guards." : "Name one of them in full.")
+            }
+            chosen.append(revision)
+        }
+        return guards.filter { chosen.contains($0.revision) }
+    }
+
     /// The database reached `revisions` (an upgrade step, a restore): the guards of those
     /// revisions and their ancestors have lost their meaning. Returns those it forgot.
     @discardableResult
