@@ -38,10 +38,11 @@ extension Migsnap {
         func run() throws {
             try runReportingErrors {
                 let context = try Context(global)
-                let lock = try context.store.lock(purpose: "restore")
+                // A dry run writes nothing: no store, no lock, no cleanup.
+                let lock = confirm.dryRun ? nil : try context.store.lock(purpose: "restore")
                 let manifest = try id.map(context.store.resolve) ?? context.store.newest(atRevision: revision!)
                 let engine = try to.map { Context.engine(for: try DatabaseURL.parse($0)) } ?? context.liveEngine()
-                context.cleanDatabaseDebris(engine)
+                if lock != nil { context.cleanDatabaseDebris(engine) }
                 let operation = RestoreOperation(
                     store: context.store, manifest: manifest, engine: engine, versionTable: context.config.versionTable,
                     safetySnapshot: !noSafetySnapshot && to == nil,

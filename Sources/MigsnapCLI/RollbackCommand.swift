@@ -43,8 +43,9 @@ extension Migsnap {
             try runReportingErrors {
                 let context = try Context(global)
                 let engine = try context.liveEngine()
-                let lock = try context.store.lock(purpose: "rollback \(target)", wait: 10)
-                context.cleanDatabaseDebris(engine)
+                // A dry run writes nothing: no store, no lock, no cleanup.
+                let lock = confirm.dryRun ? nil : try context.store.lock(purpose: "rollback \(target)", wait: 10)
+                if lock != nil { context.cleanDatabaseDebris(engine) }
                 let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
                                                   versionTable: context.config.versionTable, alembic: context.alembic(),
                                                   log: Terminal.err)
