@@ -9,6 +9,12 @@ public struct VersionTable: Sendable, Equatable {
         self.name = name
         self.schema = schema
     }
+
+    /// Whether a table name as the engines report it (`rowCounts`, `shape`) is this table:
+    /// plain for SQLite, schema-qualified for PostgreSQL (`public` when no schema is set).
+    public func names(_ table: String) -> Bool {
+        table == name || table == "\(schema ?? "public").\(name)"
+    }
 }
 
 /// Receives progress of long work. Implementations decide whether and how to show it.

@@ -99,13 +99,9 @@ public struct LossJudge {
             }
             shapeAfter = shape
         }
-        let removed = shapeBefore.removals(comparedWith: shapeAfter, skip: isVersionTable)
+        // Alembic's own bookkeeping changes with every step (a merge leaves fewer rows in it).
+        let removed = shapeBefore.removals(comparedWith: shapeAfter, skip: versionTable.names)
         return removed.isEmpty ? .nothing : .removed(removed)
-    }
-
-    /// Alembic's own bookkeeping changes with every step (a merge leaves fewer rows in it).
-    private func isVersionTable(_ name: String) -> Bool {
-        name == versionTable.name || name == "\(versionTable.schema ?? "public").\(versionTable.name)"
     }
 }
 
