@@ -12,7 +12,7 @@ struct GlobalOptions: ParsableArguments {
         valueName: "url"))
     var url: String?
 
-    @Option(help: ArgumentHelp("The snapshot store (default: $MIGSNAP_STORE, else .migsnap/ beside the config file).",
+    @Option(help: ArgumentHelp("The snapshot store (default: $MIGSNAP_STORE, else .migsnap/ beside the config file; without a config file, list, verify and prune need one).",
                                valueName: "dir"))
     var store: String?
 

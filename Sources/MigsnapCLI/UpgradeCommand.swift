@@ -13,7 +13,9 @@ extension Migsnap {
             snapshot keyed to the revision before it (reason pre-upgrade), runs \
             `alembic upgrade <that revision>`, and checks that the version table moved. If a step \
             fails, its snapshot is restored atomically and the command exits 1 saying so. \
-            Afterwards old snapshots are pruned per the retention policy.
+            Afterwards old snapshots are pruned per the retention policy. Before the first \
+            snapshot, Alembic must start (`alembic --version`) and the migration directories must \
+            exist; otherwise it exits 2 with nothing written.
 
             TARGET is anything `alembic upgrade` takes: head (default), heads, a revision or a \
             unique prefix, +N, REV+N, branch@head. Nothing pending: no snapshot is taken.
