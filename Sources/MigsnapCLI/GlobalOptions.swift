@@ -12,7 +12,7 @@ struct GlobalOptions: ParsableArguments {
         valueName: "url"))
     var url: String?
 
-    @Option(help: ArgumentHelp("The snapshot store: a directory or s3://BUCKET/PREFIX (default: $MIGSNAP_STORE, else store = in [migsnap] of the config file, else .migsnap/ beside it).",
+    @Option(help: ArgumentHelp("The snapshot store: a directory or s3://BUCKET/PREFIX (default: $MIGSNAP_STORE, else store = in [migsnap] of the config file, else .migsnap/ beside it; without a config file, list, verify and prune need one).",
                                valueName: "store"))
     var store: String?
 

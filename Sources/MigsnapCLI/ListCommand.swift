@@ -17,6 +17,7 @@ extension Migsnap {
         func run() throws {
             try runReportingErrors {
                 let context = try Context(global)
+                try context.config.requireProjectOrNamedStore()
                 var manifests = try context.reportingDamage(context.store.scan())
                 if let revision {
                     manifests = manifests.filter { $0.wasTaken(at: revision) }

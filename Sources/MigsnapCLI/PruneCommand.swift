@@ -21,6 +21,7 @@ extension Migsnap {
         func run() throws {
             try runReportingErrors {
                 let context = try Context(global)
+                try context.config.requireProjectOrNamedStore()
                 let policy = try context.config.retentionPolicy()
                 let lock = confirm.dryRun ? nil : try context.store.lock(purpose: "prune")
                 let decisions = try Prune.plan(store: context.store, policy: policy)

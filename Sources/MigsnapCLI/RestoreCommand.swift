@@ -9,7 +9,7 @@ extension Migsnap {
             abstract: "Restore one snapshot atomically: all of it or none of it.",
             discussion: """
             In this order: the snapshot's checksum and content are verified; the plan is printed \
-            (current and target revision, the migrations undone, rows now versus in the snapshot); \
+            (current and target revision, the migrations undone, per table the rows now, in the snapshot and NET, the difference); \
             you confirm; a safety snapshot of the current state is taken (reason pre-restore); the \
             snapshot is swapped in atomically; the result is checked. A dry run or a refusal stops \
             before the safety snapshot and changes nothing.
@@ -62,10 +62,11 @@ extension Migsnap {
         func run() throws {
             try runReportingErrors {
                 let context = try Context(global)
-                let lock = try context.store.lock(purpose: "restore")
+                // A dry run writes nothing: no store, no lock, no cleanup.
+                let lock = confirm.dryRun ? nil : try context.store.lock(purpose: "restore")
                 let manifest = try id.map(context.store.resolve) ?? context.store.newest(atRevision: revision!)
                 let engine = try otherDatabase().map(Context.engine(for:)) ?? context.liveEngine()
-                context.cleanDatabaseDebris(engine)
+                if lock != nil { context.cleanDatabaseDebris(engine) }
                 let operation = RestoreOperation(
                     store: context.store, manifest: manifest, engine: engine, versionTable: context.config.versionTable,
                     safetySnapshot: !noSafetySnapshot && !intoAnotherDatabase,
@@ -73,7 +74,8 @@ extension Migsnap {
                     undone: { [graph = context.graphIfAvailable()] in RevisionGraph.undone(graph, from: $0, to: $1) })
                 let prepared = try operation.prepare(progress: context.progress())
                 let plan = prepared.plan
-                try Render.execute(plan: plan, manifest: manifest, title: "Restore plan", confirm: confirm, json: output.json) {
+                try Render.execute(plan: plan, manifest: manifest, title: "Restore plan", versionTable: context.config.versionTable,
+                                   confirm: confirm, json: output.json) {
                     try context.withDatabaseLock(engine) { try operation.apply(prepared, progress: context.progress()) }
                 }
                 withExtendedLifetime(lock) {}
@@ -84,36 +86,44 @@ extension Migsnap {
 
 extension Render {
     /// Prints a restore plan, then (unless a dry run) confirms, applies it and reports.
-    static func execute(plan: RestorePlan, manifest: Manifest?, title: String, confirm: ConfirmOptions, json: Bool,
-                        apply: () throws -> Manifest?) throws {
+    /// `downgrade` is the Alembic command a plan via downgrade runs.
+    static func execute(plan: RestorePlan, manifest: Manifest?, title: String, downgrade: String? = nil, versionTable: VersionTable,
+                        confirm: ConfirmOptions, json: Bool, apply: () throws -> Manifest?) throws {
         if json && confirm.dryRun {
             try Terminal.printJSON(plan)
             return
         }
-        let text = restorePlan(plan, manifest: manifest, title: title)
+        let text = restorePlan(plan, manifest: manifest, title: title, downgrade: downgrade, versionTable: versionTable)
         if json { Terminal.err(text) } else { Terminal.out(text) }
         if confirm.dryRun {
             Terminal.out("Dry run: nothing was changed.")
             return
         }
-        try Terminal.confirm("Replace \(plan.database) with \(plan.snapshot.map { "snapshot \($0)" } ?? "the downgrade")?", yes: confirm.yes)
+        let question = plan.via == .downgrade ? "Run `\(downgrade ?? "alembic downgrade")` on \(plan.database)?"
+            : "Replace \(plan.database) with \(plan.snapshot.map { "snapshot \($0)" } ?? "the snapshot")?"
+        try Terminal.confirm(question, yes: confirm.yes)
         let safety = try apply()
         if let safety {
             Terminal.err("Safety snapshot \(safety.id) holds the state before (\(Revisions.describe(safety.revisions))).")
         }
         if json {
             try Terminal.printJSON(plan)
+        } else if plan.via == .downgrade {
+            Terminal.out("Downgraded \(plan.database) to \(Revisions.describe(plan.target)) with Alembic; rows deleted by the undone migrations were NOT restored.")
         } else {
             Terminal.out("Restored \(plan.database) to \(Revisions.describe(plan.target))\(plan.snapshot.map { " from snapshot \($0)" } ?? "").")
         }
     }
 
-    static func restorePlan(_ plan: RestorePlan, manifest: Manifest?, title: String) -> String {
+    static func restorePlan(_ plan: RestorePlan, manifest: Manifest?, title: String, downgrade: String?, versionTable: VersionTable) -> String {
         var lines: [String] = []
-        lines.append(plan.via == .restore ? title : "\(title): no snapshot, so Alembic's downgrade(); deleted rows are NOT restored")
+        lines.append(title)
         lines.append("  database:  \(plan.database)")
         if let manifest {
             lines.append("  snapshot:  \(manifest.id) (\(manifest.reason.rawValue), taken \(Format.time(manifest.createdAt)))")
+        }
+        if plan.via == .downgrade {
+            lines.append("  via:       `\(downgrade ?? "alembic downgrade")` (no snapshot at \(Revisions.describe(plan.target)))")
         }
         lines.append("  current:   \(Revisions.describe(plan.current))")
         lines.append("  target:    \(Revisions.describe(plan.target))")
@@ -123,21 +133,46 @@ extension Render {
             let equivalent = plan.target.isEmpty ? "base" : plan.target.joined(separator: " ")
             lines.append("  undone:    \(plan.undone.joined(separator: ", ")) (as `alembic downgrade \(equivalent)`)")
         }
-        lines.append("  safety:    " + (plan.safetySnapshot ? "a pre-restore snapshot of the current state is taken first" : "no safety snapshot"))
+        let safety = plan.via == .downgrade ? SnapshotReason.preDowngrade : .preRestore
+        lines.append("  safety:    " + (plan.safetySnapshot ? "a \(safety.rawValue) snapshot of the current state is taken first" : "no safety snapshot"))
         let tables = Set(plan.rowsNow.keys).union(plan.rowsInSnapshot?.keys ?? [:].keys).union(plan.unknownRows.keys).sorted()
         if !tables.isEmpty {
             lines.append("")
-            lines.append(Format.table(["TABLE", "ROWS NOW", "IN SNAPSHOT", "DISCARDED"], tables.map { t in
-                let unknown = plan.unknownRows[t] != nil
-                return [t, plan.rowsNow[t].map(String.init) ?? (unknown ? "unknown" : "-"),
-                        plan.rowsInSnapshot.map { $0[t].map(String.init) ?? "-" } ?? "?",
-                        plan.discardedRows[t].map(String.init) ?? (unknown ? "unknown" : "0")]
-            }).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+            lines.append(indented(rowTable(plan, tables)))
             for (table, why) in plan.unknownRows.sorted(by: { $0.key < $1.key }) {
                 lines.append("  \(table): rows now unknown (\(UserText.line(why)))")
+            }
+            if plan.via == .restore, netCountsHideChanges(plan, tables.filter { !versionTable.names($0) }) {
+                lines.append("  NET is rows now minus rows in the snapshot: rows changed since the snapshot, and rows added")
+                lines.append("  where as many were deleted, do not show in it; the restore undoes them all the same.")
             }
         }
         return lines.joined(separator: "\n")
     }
-}
 
+    /// Per table: the rows now and, for a restore, in the snapshot and the net difference
+    /// (`+N`: N more rows now than the restore leaves).
+    private static func rowTable(_ plan: RestorePlan, _ tables: [String]) -> String {
+        guard plan.via == .restore else {
+            return Format.table(["TABLE", "ROWS NOW"], tables.map { [$0, plan.rowsNow[$0].map(String.init) ?? "-"] })
+        }
+        return Format.table(["TABLE", "ROWS NOW", "IN SNAPSHOT", "NET"], tables.map { t in
+            if plan.unknownRows[t] != nil {
+                return [t, "unknown", plan.rowsInSnapshot.map { $0[t].map(String.init) ?? "-" } ?? "?", "unknown"]
+            }
+            let now = plan.rowsNow[t] ?? 0
+            guard let inSnapshot = plan.rowsInSnapshot else { return [t, String(now), "?", "?"] }
+            let net = now - (inSnapshot[t] ?? 0)
+            return [t, plan.rowsNow[t].map(String.init) ?? "-", inSnapshot[t].map(String.init) ?? "-", net > 0 ? "+\(net)" : String(net)]
+        })
+    }
+
+    /// Where a table has rows both now and in the snapshot, equal counts can hide changed rows.
+    private static func netCountsHideChanges(_ plan: RestorePlan, _ tables: [String]) -> Bool {
+        tables.contains { (plan.rowsNow[$0] ?? 0) > 0 && (plan.rowsInSnapshot?[$0] ?? 0) > 0 }
+    }
+
+    private static func indented(_ text: String) -> String {
+        text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")
+    }
+}

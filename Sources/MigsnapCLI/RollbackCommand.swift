@@ -10,16 +10,22 @@ extension Migsnap {
             TARGET is what `alembic downgrade` takes: -1 (default), -N, a revision or a unique \
             prefix, base. migsnap restores the newest snapshot keyed to the revision(s) the \
             database would be at, atomically, after printing the plan and taking a safety snapshot. \
-            If there is no such snapshot it says so loudly and falls back to `alembic downgrade \
-            TARGET` (after a pre-downgrade safety snapshot); --no-fallback refuses instead.
+            If there is no such snapshot it says so and falls back to `alembic downgrade TARGET` \
+            (after a pre-downgrade safety snapshot), which does not bring back deleted rows; \
+            --no-fallback refuses instead. If that downgrade fails half way, the pre-downgrade \
+            snapshot is restored (--no-restore-on-failure leaves the database as Alembic left it). \
+            A TARGET the database is already at is a no-op.
 
-            The migrations undone are remembered: `upgrade` refuses to apply the same unchanged \
-            file again unless --force.
+            An undone migration that lost data (it dropped a table or a column, or left fewer \
+            rows, as far as the snapshots around its step show) is guarded: `upgrade` refuses to \
+            apply the same unchanged file again unless --force (or `migsnap unguard REV`).
             """)
 
         @OptionGroup var global: GlobalOptions
         @Flag(help: "Refuse instead of falling back to `alembic downgrade` when there is no snapshot.")
         var noFallback = false
+        @Flag(help: "If the fallback's `alembic downgrade` fails, leave the database as Alembic left it instead of restoring the pre-downgrade snapshot.")
+        var noRestoreOnFailure = false
         @OptionGroup var confirm: ConfirmOptions
         @OptionGroup var output: JSONOption
         // `-1` and `-2` must work as typed for `alembic downgrade`; argument-parser would take them
@@ -42,20 +48,31 @@ extension Migsnap {
             try runReportingErrors {
                 let context = try Context(global)
                 let engine = try context.liveEngine()
-                let lock = try context.store.lock(purpose: "rollback \(target)", wait: 10)
-                context.cleanDatabaseDebris(engine)
+                // A dry run writes nothing: no store, no lock, no cleanup.
+                let lock = confirm.dryRun ? nil : try context.store.lock(purpose: "rollback \(target)", wait: 10)
+                if lock != nil { context.cleanDatabaseDebris(engine) }
                 let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
                                                   versionTable: context.config.versionTable, alembic: context.alembic(),
                                                   log: Terminal.err)
                 let (plan, route) = try operation.rollbackPlan(target: target, allowFallback: !noFallback, progress: context.progress())
-                if plan.via == .downgrade {
+                var manifest: Manifest?
+                switch route {
+                case .nothing:
+                    if output.json { try Terminal.printJSON(plan) } else {
+                        Terminal.out("Nothing to do: the database is already at \(Revisions.describe(plan.current)) (target \(target)); nothing was changed.")
+                    }
+                    return
+                case .restore(let operation, _):
+                    manifest = operation.manifest
+                case .downgrade:
                     Terminal.warn("No snapshot at \(Revisions.describe(plan.target)): this rollback runs Alembic's downgrade(), which brings back the schema but NOT deleted rows.")
                 }
-                var manifest: Manifest?
-                if case .restore(let operation, _) = route { manifest = operation.manifest }
-                try Render.execute(plan: plan, manifest: manifest, title: "Rollback plan (like `alembic downgrade \(target)`)", confirm: confirm, json: output.json) {
+                try Render.execute(plan: plan, manifest: manifest, title: "Rollback plan (like `alembic downgrade \(target)`)",
+                                   downgrade: "alembic downgrade \(target)", versionTable: context.config.versionTable,
+                                   confirm: confirm, json: output.json) {
                     try context.withDatabaseLock(engine) {
-                        try operation.rollback(plan, route: route, target: target, progress: context.progress())
+                        try operation.rollback(plan, route: route, target: target, restoreOnFailure: !noRestoreOnFailure,
+                                               progress: context.progress())
                     }
                 }
                 withExtendedLifetime(lock) {}

@@ -33,7 +33,7 @@ extension Migsnap {
                     Terminal.out("newest:     \(newest.id) at \(Revisions.describe(newest.revisions)) (\(newest.reason.rawValue))")
                 }
                 for g in status.guards {
-                    Terminal.out("guard:      \(g.revision) (\(g.file)) was undone by `\(g.by)`; upgrade refuses it unchanged")
+                    Terminal.out("guard:      \(g.revision) (\(g.file)): \(g.summary); upgrade refuses it unchanged")
                 }
             }
         }

@@ -13,10 +13,16 @@ extension Migsnap {
             snapshot keyed to the revision before it (reason pre-upgrade), runs \
             `alembic upgrade <that revision>`, and checks that the version table moved. If a step \
             fails, its snapshot is restored atomically and the command exits 1 saying so. \
-            Afterwards old snapshots are pruned per the retention policy.
+            Afterwards old snapshots are pruned per the retention policy. Before the first \
+            snapshot, Alembic must start (`alembic --version`) and the migration directories must \
+            exist; otherwise it exits 2 with nothing written.
 
             TARGET is anything `alembic upgrade` takes: head (default), heads, a revision or a \
             unique prefix, +N, REV+N, branch@head. Nothing pending: no snapshot is taken.
+
+            A migration that lost data and was undone by a restore or rollback is guarded: \
+            upgrade refuses it (exit 4) while its file is unchanged; --dry-run shows the guards \
+            and exits as the real run would.
             """)
 
         @OptionGroup var global: GlobalOptions
@@ -28,7 +34,7 @@ extension Migsnap {
         var noRestoreOnFailure = false
         @Flag(help: "Do not prune old snapshots afterwards.")
         var noPrune = false
-        @Flag(help: "Apply migrations that a restore or rollback undid, even though their files are unchanged.")
+        @Flag(help: "Apply guarded migrations (ones that lost data and were undone), even though their files are unchanged.")
         var force = false
         @Flag(help: "Print the plan and change nothing.")
         var dryRun = false
@@ -42,17 +48,33 @@ extension Migsnap {
                 let options = UpgradeOptions(target: target, once: once, restoreOnFailure: !noRestoreOnFailure, force: force)
                 // A broken policy file must stop the run before any migration, not after.
                 let policy = noPrune ? nil : try context.config.retentionPolicy()
-                let lock = dryRun ? nil : try context.store.lock(purpose: "upgrade \(target)", wait: 10)
+                try context.config.requireMigrationDirectories()
                 let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
                                                  versionTable: context.config.versionTable, alembic: context.alembic(),
                                                  log: Terminal.err)
                 if dryRun {
                     let plan = try operation.upgradePlan(options)
-                    if output.json { try Terminal.printJSON(DryRun(current: plan.current, steps: plan.steps)) } else { Terminal.out(Render.upgradePlan(plan)) }
+                    let refused = plan.refusal(force: force)
+                    if output.json {
+                        try Terminal.printJSON(DryRun(current: plan.current, steps: plan.steps, guards: plan.guards,
+                                                      refused: refused.map { Refused($0) }))
+                    } else {
+                        Terminal.out(Render.upgradePlan(plan, force: force))
+                    }
+                    if let refused { throw MigrationRun.refusal(refused) }
                     return
                 }
-                // Planned under the database lock: a run of another store may have moved the revision while this one waited.
-                let (plan, taken) = try context.withDatabaseLock(engine) {
+                // Nothing is written before a plan with steps and an Alembic that starts: not the
+                // store, not its lock, not a first deploy's database.
+                let preliminary = try operation.upgradePlan(options)
+                var lock: StoreLock?
+                if !preliminary.steps.isEmpty {
+                    try operation.alembic.checkStarts()
+                    lock = try context.store.lock(purpose: "upgrade \(target)", wait: 10)
+                }
+                // Planned again under the database lock: a run of another store may have moved the
+                // revision while this one waited.
+                let (plan, taken) = preliminary.steps.isEmpty ? (preliminary, [Manifest]()) : try context.withDatabaseLock(engine) {
                     let plan = try operation.upgradePlan(options)
                     guard !plan.steps.isEmpty else { return (plan, [Manifest]()) }
                     context.cleanDatabaseDebris(engine)
@@ -81,6 +103,26 @@ extension Migsnap {
         struct DryRun: Encodable {
             var current: [String]
             var steps: [UpgradeStep]
+            /// The open guards on the steps, in the order the steps run.
+            var guards: [Guard]
+            /// Why the real run would be refused (exit 4): the first guarded step; null when it would run.
+            @NullEncoded var refused: Refused?
+        }
+
+        struct Refused: Codable, Equatable, Sendable {
+            var revision: String
+            var file: String
+            var removed: String?
+            var by: String
+            var message: String
+
+            init(_ g: Guard) {
+                revision = g.revision
+                file = g.file
+                removed = g.removed
+                by = g.by
+                message = MigrationRun.refusal(g).message
+            }
         }
 
         struct Done: Encodable {
@@ -91,13 +133,17 @@ extension Migsnap {
 }
 
 extension Render {
-    static func upgradePlan(_ plan: UpgradePlan) -> String {
+    static func upgradePlan(_ plan: UpgradePlan, force: Bool) -> String {
         guard !plan.steps.isEmpty else {
             return "Nothing to do: the database is already at \(Revisions.describe(plan.current))."
         }
-        var lines = ["Upgrade plan: \(Revisions.describe(plan.current)) -> \(Revisions.describe(plan.target)), \(plan.steps.count) step(s), a snapshot before each"]
+        let count = plan.steps.count == 1 ? "1 step" : "\(plan.steps.count) steps"
+        var lines = ["Upgrade plan: \(Revisions.describe(plan.current)) -> \(Revisions.describe(plan.target)), \(count), a snapshot before each"]
         for (i, step) in plan.steps.enumerated() {
             lines.append("  \(i + 1). \(Revisions.describe(step.from)) -> \(step.to)")
+            if let g = plan.guards.first(where: { $0.revision == step.to }) {
+                lines.append("     guarded: \(g.summary)\(force ? " (--force: applied anyway)" : "")")
+            }
         }
         lines.append("Dry run: nothing was changed.")
         return lines.joined(separator: "\n")

@@ -27,6 +27,7 @@ extension Migsnap {
         func run() throws {
             try runReportingErrors {
                 let context = try Context(global)
+                try context.config.requireProjectOrNamedStore()
                 let scan = try context.store.scan(thorough: true)
                 let manifests = ids.isEmpty ? scan.manifests : try ids.map(context.store.resolve)
                 var results: [Result] = []

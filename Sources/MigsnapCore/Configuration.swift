@@ -37,6 +37,8 @@ public struct Configuration: Sendable {
     public var workingDirectory: String
     /// The store: a directory path (absolute) or an `s3://BUCKET/PREFIX` address.
     public var storeLocation: String
+    /// Whether the store was named (--store, MIGSNAP_STORE, the config), not the default beside the config file.
+    public var storeIsNamed: Bool = false
     /// Recipients that new payloads are encrypted to (MIGSNAP_AGE_RECIPIENTS or the config), as written.
     public var ageRecipients: String?
     /// The age identity file that decrypts payloads (MIGSNAP_AGE_IDENTITY).
@@ -145,6 +147,7 @@ public struct Configuration: Sendable {
             text.hasPrefix("s3://") ? text : resolve(text)
         }
         let store: String
+        var storeIsNamed = true
         if let s = inputs.store {
             store = storeLocation(s, relativeTo: absolute)
         } else if let s = inputs.environment["MIGSNAP_STORE"], !s.isEmpty {
@@ -153,6 +156,7 @@ public struct Configuration: Sendable {
             store = storeLocation(s, relativeTo: ownPath)
         } else {
             store = (projectDirectory as NSString).appendingPathComponent(".migsnap")
+            storeIsNamed = false
         }
 
         var retentionFile: String?
@@ -187,7 +191,7 @@ public struct Configuration: Sendable {
 
         return Configuration(
             configFile: configFile, projectDirectory: projectDirectory, workingDirectory: cwd,
-            storeLocation: store, ageRecipients: ageRecipients, ageIdentityFile: ageIdentityFile, retentionFile: retentionFile, alembicCommand: alembicCommand,
+            storeLocation: store, storeIsNamed: storeIsNamed, ageRecipients: ageRecipients, ageIdentityFile: ageIdentityFile, retentionFile: retentionFile, alembicCommand: alembicCommand,
             versionTable: VersionTable(name: table, schema: inputs.versionTableSchema),
             scriptLocation: scriptLocation, versionLocations: versionLocations,
             recursiveVersionLocations: recursive, environment: inputs.environment,
@@ -208,6 +212,15 @@ public struct Configuration: Sendable {
         }
     }
 
+    /// For commands that only read or prune a store: outside an Alembic project the default
+    /// store is a guess (`.migsnap/` in whatever directory this is), so the store must be named.
+    public func requireProjectOrNamedStore() throws {
+        guard configFile == nil, scriptLocation == nil, !storeIsNamed else { return }
+        throw MigsnapError.invalidInput(
+            "No Alembic project here: no alembic.ini in \(workingDirectory), and no --store or MIGSNAP_STORE to say which store to use.",
+            hint: "Run migsnap where your alembic.ini is, pass -c path/to/alembic.ini, or name the store with --store DIR.")
+    }
+
     /// The directories holding revision files; an error when the project has none configured.
     public func requireVersionLocations() throws -> [String] {
         guard let scriptLocation else {
@@ -222,6 +235,19 @@ public struct Configuration: Sendable {
                 hint: "A relative script_location is resolved against the working directory, as Alembic does: run migsnap where `alembic` works, or fix script_location.")
         }
         return versionLocations
+    }
+
+    /// The migration directories exist (checked before an upgrade writes anything: Alembic
+    /// would fail only after the first snapshot).
+    public func requireMigrationDirectories() throws {
+        let locations = try requireVersionLocations()
+        for directory in [scriptLocation!] + locations {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw MigsnapError.invalidInput("The migration directory \(directory) does not exist.",
+                                                hint: "Check script_location (and version_locations) in \(configFile ?? "the config file"), or pass -c path/to/alembic.ini.")
+            }
+        }
     }
 
     /// Alembic's rules for `version_locations`: a named separator, or (legacy) spaces and commas.

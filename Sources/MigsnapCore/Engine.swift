@@ -9,6 +9,12 @@ public struct VersionTable: Sendable, Equatable {
         self.name = name
         self.schema = schema
     }
+
+    /// Whether a table name as the engines report it (`rowCounts`, `shape`) is this table:
+    /// plain for SQLite, schema-qualified for PostgreSQL (`public` when no schema is set).
+    public func names(_ table: String) -> Bool {
+        table == name || table == "\(schema ?? "public").\(name)"
+    }
 }
 
 /// Receives progress of long work. Implementations decide whether and how to show it.
@@ -31,11 +37,57 @@ public struct SnapshotCapture: Sendable, Equatable {
     public var revisions: [String]
     /// Size of the uncompressed image.
     public var rawBytes: Int64
+    /// The tables, columns and row counts of the image, read in the same view; nil when the
+    /// engine could not read them (the snapshot is good without).
+    public var shape: DatabaseShape?
 
-    public init(revisions: [String], rawBytes: Int64) {
+    public init(revisions: [String], rawBytes: Int64, shape: DatabaseShape? = nil) {
         self.revisions = revisions
         self.rawBytes = rawBytes
+        self.shape = shape
     }
+}
+
+/// What a database holds, as far as a guard needs to know: its tables, their columns and their
+/// rows. Recorded in each manifest, so that what a migration removed can be told from the
+/// snapshots around its step without reading a payload.
+public struct DatabaseShape: Codable, Sendable, Equatable {
+    public struct Table: Codable, Sendable, Equatable {
+        public var columns: [String]
+        public var rows: Int64
+
+        public init(columns: [String], rows: Int64) {
+            self.columns = columns
+            self.rows = rows
+        }
+    }
+
+    /// By table name (schema-qualified where the engine has schemas, as in `rowCounts`).
+    public var tables: [String: Table]
+
+    public init(tables: [String: Table]) {
+        self.tables = tables
+    }
+
+    /// What this state had that `after` lacks, in words: dropped tables, dropped columns, fewer
+    /// rows. Tables for which `skip` is true (the version table) are left out.
+    public func removals(comparedWith after: DatabaseShape, skip: (String) -> Bool = { _ in false }) -> [String] {
+        var removed: [String] = []
+        for (name, table) in tables.sorted(by: { $0.key < $1.key }) where !skip(name) {
+            guard let later = after.tables[name] else {
+                removed.append("dropped table \(name)" + (table.rows > 0 ? " (\(Self.rows(table.rows)))" : ""))
+                continue
+            }
+            let kept = Set(later.columns)
+            removed += table.columns.filter { !kept.contains($0) }.map { "dropped column \(name).\($0)" }
+            if table.rows > later.rows {
+                removed.append("\(Self.rows(table.rows - later.rows)) fewer in \(name)")
+            }
+        }
+        return removed
+    }
+
+    static func rows(_ n: Int64) -> String { n == 1 ? "1 row" : "\(n) rows" }
 }
 
 /// What a payload holds, found by reading it fully (decompression and a content check).
@@ -68,6 +120,9 @@ public protocol DatabaseEngine: AnyObject {
     /// Rows per table for a plan, which counts for information only: tables that cannot be
     /// counted (the role may not read them) are left out of `counts` and listed in `unknown` with why.
     func rowCountsForPlan() throws -> (counts: [String: Int64], unknown: [String: String])
+    /// The live database's tables, columns and row counts, read in one consistent view; the same
+    /// as `snapshot` records in `SnapshotCapture.shape`.
+    func shape() throws -> DatabaseShape
 
     /// Writes a consistent image of the live database to `payload` (a new file the store owns,
     /// created 0600) and returns the revisions read in the same view as the data.

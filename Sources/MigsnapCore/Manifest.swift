@@ -45,13 +45,16 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var file: String
     /// How the payload is encrypted; nil for a plain payload.
     @NullEncoded public var encryption: PayloadEncryption?
+    /// The tables, columns and row counts at the snapshot, from which guards tell what a
+    /// migration removed. Absent in manifests of older versions.
+    public var shape: DatabaseShape?
     public var formatVersion: Int
 
     public init(
         id: String, createdAt: Date, engine: EngineKind, revisions: [String], reason: SnapshotReason,
         targetRevision: String? = nil, rawBytes: Int64, storedBytes: Int64, sha256: String,
         pinned: Bool = false, tags: [String] = [], note: String? = nil, database: String, file: String,
-        encryption: PayloadEncryption? = nil, formatVersion: Int = Manifest.currentFormatVersion
+        encryption: PayloadEncryption? = nil, shape: DatabaseShape? = nil, formatVersion: Int = Manifest.currentFormatVersion
     ) {
         self.id = id
         self.createdAt = createdAt
@@ -68,6 +71,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.database = database
         self.file = file
         self.encryption = encryption
+        self.shape = shape
         self.formatVersion = formatVersion
     }
 
@@ -87,6 +91,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         case database
         case file
         case encryption
+        case shape
         case formatVersion = "format_version"
     }
 }

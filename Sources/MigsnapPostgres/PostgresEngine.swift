@@ -64,16 +64,28 @@ public final class PostgresEngine: DatabaseEngine {
     }
 
     public func rowCounts() throws -> [String: Int64] {
-        try countRows(tolerateUnreadable: false).counts
+        try shape(Connection(target), columns: false).shape.tables.mapValues(\.rows)
     }
 
     public func rowCountsForPlan() throws -> (counts: [String: Int64], unknown: [String: String]) {
-        try countRows(tolerateUnreadable: true)
+        let (shape, unknown) = try shape(Connection(target), columns: false, tolerateUnreadable: true)
+        return (shape.tables.mapValues(\.rows), unknown)
     }
 
-    private func countRows(tolerateUnreadable: Bool) throws -> (counts: [String: Int64], unknown: [String: String]) {
+    public func shape() throws -> DatabaseShape {
         let connection = try Connection(target)
-        // Top-level user tables; partitions are counted in their parent, extension tables are not ours.
+        // One REPEATABLE READ transaction, so the counts are of one moment.
+        _ = try query(connection, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "Could not start a read")
+        let shape = try shape(connection).shape
+        _ = try query(connection, "COMMIT", "Could not end a read")
+        return shape
+    }
+
+    /// Top-level user tables with their columns (information_schema order) and row counts;
+    /// partitions are counted in their parent, extension tables are not ours.
+    /// With `tolerateUnreadable`, a table the role may not read is left out and named with why.
+    private func shape(_ connection: Connection, columns: Bool = true,
+                       tolerateUnreadable: Bool = false) throws -> (shape: DatabaseShape, unknown: [String: String]) {
         let tables = try connection.execute("""
             SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
@@ -82,20 +94,27 @@ public final class PostgresEngine: DatabaseEngine {
               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                               AND d.objid = c.oid AND d.deptype = 'e')
             """)
-        var counts: [String: Int64] = [:]
+        var shape = DatabaseShape(tables: [:])
         var unknown: [String: String] = [:]
         for row in 0..<tables.rowCount {
             guard let schema = tables.value(row: row, column: 0), let name = tables.value(row: row, column: 1) else { continue }
             let sql = "SELECT count(*) FROM \(quoteIdentifier(schema)).\(quoteIdentifier(name))"
+            let count: Int64
             do {
-                counts["\(schema).\(name)"] = Int64(try connection.scalar(sql) ?? "0") ?? 0
+                count = Int64(try connection.scalar(sql) ?? "0") ?? 0
             } catch let error as QueryError where tolerateUnreadable && error.sqlState == "42501" {
                 unknown["\(schema).\(name)"] = error.message
+                continue
             } catch let error as QueryError {
                 throw error.migsnap("Could not count the rows of \(schema).\(name) in \(target.redacted)")
             }
+            let names = columns ? try query(connection, """
+                SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2
+                ORDER BY ordinal_position
+                """, "Could not read the columns of \(schema).\(name)", [schema, name]) : []
+            shape.tables["\(schema).\(name)"] = DatabaseShape.Table(columns: names, rows: count)
         }
-        return (counts, unknown)
+        return (shape, unknown)
     }
 
     private func readRevisions(_ connection: Connection, _ table: VersionTable) throws -> [String] {
@@ -138,8 +157,11 @@ public final class PostgresEngine: DatabaseEngine {
             throw MigsnapError.failed("pg_dump of \(target.redacted) failed: \(output.reason)",
                                       hint: "The database was not changed; no snapshot was taken.")
         }
+        // Read in the dump's own MVCC snapshot. A table the role cannot count leaves the shape
+        // out (guards then say they cannot tell), not the snapshot.
+        let shape = try? shape(connection).shape
         _ = try query(connection, "COMMIT", "Could not end the snapshot transaction")
-        return SnapshotCapture(revisions: revisions, rawBytes: Self.size(of: payload))
+        return SnapshotCapture(revisions: revisions, rawBytes: Self.size(of: payload), shape: shape)
     }
 
     private static func size(of file: URL) -> Int64 {

@@ -45,6 +45,13 @@ public final class SQLiteEngine: DatabaseEngine {
         }
     }
 
+    public func shape() throws -> DatabaseShape {
+        guard try databaseExists() else { return DatabaseShape(tables: [:]) }
+        return try onLive {
+            try Self.shape(in: Connection(path: path, mode: .readOnly))
+        }
+    }
+
     public func snapshot(into payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> SnapshotCapture {
         defer { progress.finish() }
         try Self.checkSchema(versionTable)
@@ -56,7 +63,7 @@ public final class SQLiteEngine: DatabaseEngine {
         let copy = Self.siblingPath(of: payload.path, prefix: ".tmp-", suffix: ".copy")
         defer { Self.removeDatabaseFiles(copy) }
 
-        let revisions: [String] = try onLive(writingTo: URL(fileURLWithPath: copy).deletingLastPathComponent().path) {
+        let (revisions, shape): ([String], DatabaseShape) = try onLive(writingTo: URL(fileURLWithPath: copy).deletingLastPathComponent().path) {
             let source = try Connection(path: path, mode: .readOnly)
             // A read transaction held across all backup steps pins one consistent view: without it
             // every step ends the read, and a write from another connection restarts the backup,
@@ -69,8 +76,8 @@ public final class SQLiteEngine: DatabaseEngine {
                 progress.update(phase: "copying", done: done, total: total)
             }
             try source.execute("COMMIT")
-            // Read from the copy: by construction the revision and the data are the same view.
-            return try Self.revisions(in: image, versionTable)
+            // Read from the copy: by construction the revision, the shape and the data are one view.
+            return (try Self.revisions(in: image, versionTable), try Self.shape(in: image))
         }
 
         let size = FileSystem.fileSize(copy)
@@ -78,7 +85,7 @@ public final class SQLiteEngine: DatabaseEngine {
             let sizes = try Gzip.compress(file: copy, to: payload.path) { done in
                 progress.update(phase: "compressing", done: done, total: size)
             }
-            return SnapshotCapture(revisions: revisions, rawBytes: sizes.rawBytes)
+            return SnapshotCapture(revisions: revisions, rawBytes: sizes.rawBytes, shape: shape)
         } catch let error as GzipError {
             throw MigsnapError.failed("Writing the snapshot failed: \(error.description).")
         }
@@ -258,6 +265,10 @@ public final class SQLiteEngine: DatabaseEngine {
     }
 
     private static func rowCounts(in connection: Connection) throws -> [String: Int64] {
+        try shape(in: connection, columns: false).tables.mapValues(\.rows)
+    }
+
+    private static func shape(in connection: Connection, columns: Bool = true) throws -> DatabaseShape {
         // One read transaction, so the counts are of one moment.
         try connection.execute("BEGIN")
         defer { try? connection.execute("COMMIT") }
@@ -268,11 +279,15 @@ public final class SQLiteEngine: DatabaseEngine {
               AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'
             ORDER BY name
             """).compactMap { $0.first ?? nil }
-        var counts: [String: Int64] = [:]
+        var shape = DatabaseShape(tables: [:])
         for table in tables {
-            counts[table] = Int64(try connection.scalar("SELECT COUNT(*) FROM main.\(quote(table))") ?? "0") ?? 0
+            let rows = Int64(try connection.scalar("SELECT COUNT(*) FROM main.\(quote(table))") ?? "0") ?? 0
+            let names = columns
+                ? try connection.rows("SELECT name FROM pragma_table_info(?, 'main') ORDER BY cid", [table]).compactMap { $0.first ?? nil }
+                : []
+            shape.tables[table] = DatabaseShape.Table(columns: names, rows: rows)
         }
-        return counts
+        return shape
     }
 
     /// Attached databases are SQLite's only schemas; a version table lives in the main one.

@@ -112,6 +112,16 @@ struct PostgresEndToEndTests {
         #expect(manifests.allSatisfy { $0["engine"] as? String == "postgresql" })
         #expect(manifests.allSatisfy { !($0["database"] as? String ?? "").contains(db.password) })
         #expect(try p.migsnap("verify").status == 0)
+
+        // The shapes recorded by pg_dump's transaction tell what 0003 removed; 0001 and 0002 only added.
+        let before0003 = manifests.first { $0["target_revision"] as? String == "0003" }
+        let tables = (before0003?["shape"] as? [String: Any])?["tables"] as? [String: [String: Any]]
+        #expect(tables?["public.customers"]?["columns"] as? [String] == ["id", "name", "email", "active", "phone"])
+        #expect(tables?["public.customers"]?["rows"] as? Int == 10)
+        #expect(try p.guards().map { $0["removed"] as? String } == [
+            "dropped column public.customers.phone; 3 rows fewer in public.customers; 3 rows fewer in public.orders"])
+        try p.ok("rollback", "base", "--yes")
+        #expect(try p.guards().map { $0["revision"] as? String } == ["0003"])
     }
 
     @Test func objectsCreatedAfterTheSnapshotAreGoneAndSequencesComeBack() throws {

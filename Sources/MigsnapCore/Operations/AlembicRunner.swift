@@ -26,16 +26,30 @@ public struct AlembicRunner: Sendable {
         (command + (configFile.map { ["-c", $0] } ?? []) + arguments).joined(separator: " ")
     }
 
+    /// Checks that Alembic can be started at all (`alembic --version`), before an upgrade writes
+    /// anything; throws `.invalidInput` naming the command when it cannot.
+    public func checkStarts() throws {
+        let process = process(command + ["--version"], output: FileHandle.nullDevice)
+        let words = command.joined(separator: " ")
+        let hint = "Activate the project's virtual environment (put its bin on PATH), or pass --alembic \"python -m alembic\"."
+        do {
+            try process.run()
+        } catch {
+            throw MigsnapError.invalidInput("Alembic cannot be started: \(error.localizedDescription).", hint: hint)
+        }
+        process.waitUntilExit()
+        if process.terminationReason == .exit && process.terminationStatus == 127 {
+            throw MigsnapError.invalidInput("Alembic was not found: `\(words)` is not on PATH; nothing was written.", hint: hint)
+        }
+        guard process.terminationReason == .exit && process.terminationStatus == 0 else {
+            throw MigsnapError.invalidInput("Alembic cannot be started: `\(words) --version` exited \(process.terminationStatus); nothing was written.",
+                                            hint: hint)
+        }
+    }
+
     /// Runs `alembic [-c FILE] ARGS…`; throws `.failed` when Alembic cannot be started or fails.
     public func run(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command + (configFile.map { ["-c", $0] } ?? []) + arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory)
-        process.environment = environment
-        process.standardOutput = FileHandle.standardError
-        process.standardError = FileHandle.standardError
-        process.standardInput = FileHandle.nullDevice
+        let process = process(command + (configFile.map { ["-c", $0] } ?? []) + arguments, output: FileHandle.standardError)
         do {
             try process.run()
         } catch {
@@ -53,5 +67,17 @@ public struct AlembicRunner: Sendable {
         if status != 0 {
             throw MigsnapError.failed("`\(describe(arguments))` failed with exit status \(status) (its output is above).")
         }
+    }
+
+    private func process(_ words: [String], output: FileHandle) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = words
+        process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory)
+        process.environment = environment
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        return process
     }
 }

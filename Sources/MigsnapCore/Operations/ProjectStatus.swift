@@ -42,6 +42,6 @@ public struct ProjectStatus: Encodable {
             newestSnapshot: scan.manifests.last, snapshots: scan.manifests.count,
             storeBytes: scan.manifests.reduce(0) { $0 + $1.storedBytes }, store: store.location,
             config: configuration.configFile, heads: graph?.heads, pending: pending,
-            guards: try graph.map { try GuardBook(store: store).open(graph: $0) } ?? [], warnings: warnings)
+            guards: try graph.map { try GuardBook(store: store).open(graph: $0, current: current) } ?? [], warnings: warnings)
     }
 }

@@ -129,7 +129,9 @@ public struct RestoreOperation {
         var guardsBefore: [Guard]?
         if let guarding {
             do {
-                guardsBefore = try book.record(undone: prepared.plan.undone, graph: guarding.graph, by: guarding.by)
+                let judge = try LossJudge.of(engine, store: store, current: prepared.plan.current, safety: safety, versionTable: versionTable)
+                guardsBefore = try book.record(undone: prepared.plan.undone, target: manifest.revisions, graph: guarding.graph,
+                                               judge: judge, by: guarding.by)
             } catch let error as MigsnapError {
                 throw error.prefixed("Could not record the undone migrations, so nothing was restored.\(saved)")
             }

@@ -4,6 +4,8 @@ import Foundation
 public enum RollbackRoute {
     case restore(RestoreOperation, PreparedRestore)
     case downgrade
+    /// The database is already at the target.
+    case nothing
 }
 
 /// `rollback TARGET`: the data-preserving counterpart of `alembic downgrade TARGET`. Restores the
@@ -25,6 +27,11 @@ extension MigrationRun {
                 hint: "Restore a snapshot directly: `migsnap list`, then `migsnap restore --revision REV` or `migsnap restore ID`.")
         }
         let downgrade = try graph.downgradePlan(current: current, target: target)
+        guard !downgrade.undone.isEmpty else {
+            let plan = RestorePlan(current: current, target: current, undone: [], via: .restore, snapshot: nil, discardedRows: [:],
+                                   rowsNow: [:], rowsInSnapshot: nil, database: engine.redactedLocation, safetySnapshot: false)
+            return (plan, .nothing)
+        }
         let candidates = try store.manifests().filter {
             $0.engine == engine.kind && $0.database == engine.redactedLocation && $0.revisions == downgrade.target
         }
@@ -47,14 +54,17 @@ extension MigrationRun {
         return (plan, .downgrade)
     }
 
-    /// Carries the plan out. Returns the safety snapshot taken first.
-    public func rollback(_ plan: RestorePlan, route: RollbackRoute, target: String, progress: ProgressReporter) throws -> Manifest? {
-        let safety: Manifest?
+    /// Carries the plan out. Returns the safety snapshot taken first. When Alembic's downgrade
+    /// fails, the pre-downgrade snapshot is restored unless `restoreOnFailure` is false.
+    public func rollback(_ plan: RestorePlan, route: RollbackRoute, target: String, restoreOnFailure: Bool = true,
+                         progress: ProgressReporter) throws -> Manifest? {
         switch route {
+        case .nothing:
+            return nil
         case .restore(let operation, let prepared):
-            safety = try operation.apply(prepared, progress: progress)
+            return try operation.apply(prepared, progress: progress)
         case .downgrade:
-            log("WARNING: no snapshot at \(Revisions.describe(plan.target)); falling back to Alembic's downgrade(), which restores the schema but NOT deleted rows.")
+            let safety: Manifest
             do {
                 safety = try TakeSnapshot.run(engine: engine, store: store, versionTable: versionTable,
                                               request: SnapshotRequest(reason: .preDowngrade, note: "before alembic downgrade \(target)"),
@@ -63,19 +73,21 @@ extension MigrationRun {
                 throw error.prefixed("The safety snapshot failed, so Alembic's downgrade did not run")
             }
             let book = GuardBook(store: store)
-            let guardsBefore = try book.record(undone: plan.undone, graph: graph, by: "rollback \(target)")
+            let judge = try LossJudge.of(engine, store: store, current: plan.current, safety: safety, versionTable: versionTable)
+            let guardsBefore = try book.record(undone: plan.undone, target: plan.target, graph: graph, judge: judge, by: "rollback \(target)")
             do {
                 try alembic.run(["downgrade", target])
+                let now = try engine.currentRevisions(versionTable: versionTable)
+                guard now == plan.target else {
+                    throw MigsnapError.failed("Alembic exited 0 but the version table says \(Revisions.describe(now)), not \(Revisions.describe(plan.target)).")
+                }
             } catch let error as MigsnapError {
                 try? book.restore(guardsBefore)
-                throw MigsnapError.failed("\(error.message) Snapshot \(safety!.id) holds the state before the downgrade.",
-                                          hint: "`migsnap restore \(safety!.id)` returns to it.")
+                throw recover(from: error, failed: "`alembic downgrade \(target)`", snapshot: safety, restoreOnFailure: restoreOnFailure,
+                              next: "Fix the downgrade() of the migrations undone, or pick a snapshot to restore: `migsnap list`.",
+                              progress: progress)
             }
-            let now = try engine.currentRevisions(versionTable: versionTable)
-            guard now == plan.target else {
-                throw MigsnapError.failed("After `alembic downgrade \(target)` the database is at \(Revisions.describe(now)), expected \(Revisions.describe(plan.target)).")
-            }
+            return safety
         }
-        return safety
     }
 }

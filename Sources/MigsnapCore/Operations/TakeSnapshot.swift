@@ -39,7 +39,8 @@ public enum TakeSnapshot {
                 id: id, createdAt: now, engine: engine.kind, revisions: capture.revisions.sorted(),
                 reason: request.reason, targetRevision: request.targetRevision, rawBytes: capture.rawBytes,
                 storedBytes: 0, sha256: "", pinned: request.pinned, tags: request.tags, note: request.note,
-                database: engine.redactedLocation, file: ObjectName.payload(id: id, engine: engine.kind, encrypted: false))
+                database: engine.redactedLocation, file: ObjectName.payload(id: id, engine: engine.kind, encrypted: false),
+                shape: capture.shape)
             return try store.commit(payload: temporary, manifest: draft, scratch: scratch, progress: progress)
         } catch {
             progress.finish()

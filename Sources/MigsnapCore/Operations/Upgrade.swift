@@ -6,6 +6,13 @@ public struct UpgradePlan: Codable, Sendable, Equatable {
     public var steps: [UpgradeStep]
     /// The resolved target revisions.
     public var target: [String]
+    /// The open guards on the plan's steps, in the order the steps run.
+    public var guards: [Guard]
+
+    /// The guard that stops the run (the first guarded step), unless forced.
+    public func refusal(force: Bool) -> Guard? {
+        force ? nil : guards.first
+    }
 }
 
 public struct UpgradeOptions: Sendable {
@@ -32,21 +39,25 @@ extension MigrationRun {
         let current = try engine.databaseExists() ? engine.currentRevisions(versionTable: versionTable) : []
         let target = try graph.resolveUpgradeTarget(options.target, current: current)
         let steps = try graph.upgradeSteps(current: current, targets: target)
-        return UpgradePlan(current: current, steps: steps, target: target)
+        let open = try GuardBook(store: store).open(graph: graph, current: current)
+        let guards = steps.compactMap { step in open.first { $0.revision == step.to } }
+        return UpgradePlan(current: current, steps: steps, target: target, guards: guards)
     }
 
-    /// Refuses (exit 4) to apply again, unchanged, a migration that a restore or rollback undid.
+    /// Refuses (exit 4) to apply again, unchanged, a migration that lost data and was undone.
     public func checkGuards(_ plan: UpgradePlan, force: Bool) throws {
-        let open = try GuardBook(store: store).open(graph: graph).filter { g in plan.steps.contains { $0.to == g.revision } }
-        guard let first = open.first, !force else {
-            if force, !open.isEmpty {
-                log("Warning: --force: applying \(open.map(\.revision).joined(separator: ", ")) again although \(open.count == 1 ? "it was" : "they were") undone and the file is unchanged.")
-            }
-            return
+        if let first = plan.refusal(force: force) {
+            throw Self.refusal(first)
         }
-        throw MigsnapError.refused(
-            "Migration \(first.revision) (\(first.file)) was undone by `\(first.by)` on \(RFC3339.string(from: first.recordedAt)) and its file is unchanged: applying it again would repeat what lost data.",
-            hint: "Fix the migration (an edited file passes), or pass --force to apply it as it is.")
+        if !plan.guards.isEmpty {
+            log("Warning: --force: applying \(plan.guards.map(\.revision).joined(separator: ", ")) again although \(plan.guards.count == 1 ? "it" : "each") lost data and was undone, and the file is unchanged.")
+        }
+    }
+
+    public static func refusal(_ g: Guard) -> MigsnapError {
+        .refused(
+            "Migration \(g.revision) (\(g.file)) lost data when it ran (\(g.summary)), and its file is unchanged: applying it again would repeat that.",
+            hint: "Fix the migration (an edited file passes), pass --force to apply it as it is, or `migsnap unguard \(g.revision)`.")
     }
 
     /// Runs the plan. Returns the snapshots taken. On a failed step the step's snapshot is
@@ -77,32 +88,36 @@ extension MigrationRun {
                     throw MigsnapError.failed("Alembic exited 0 but the version table says \(Revisions.describe(now)), not \(step.to).")
                 }
             } catch let error as MigsnapError {
-                throw try recover(from: error, step: step.to, snapshot: snapshot, options: options, progress: progress)
+                throw recover(from: error, failed: "Migration \(step.to)", snapshot: snapshot, restoreOnFailure: options.restoreOnFailure,
+                              next: "Fix the migration, then run `migsnap upgrade` again.", progress: progress)
             }
-            try GuardBook(store: store).clear([step.to])
+            try GuardBook(store: store).settle(at: try engine.currentRevisions(versionTable: versionTable), graph: graph)
         }
         log("The database is at \(Revisions.describe(try engine.currentRevisions(versionTable: versionTable))).")
         return taken
     }
 
-    private func recover(from error: MigsnapError, step: String, snapshot: Manifest, options: UpgradeOptions,
-                         progress: ProgressReporter) throws -> MigsnapError {
-        guard options.restoreOnFailure else {
-            return .failed("Migration \(step) failed: \(error.message) The database was left as Alembic left it (--no-restore-on-failure); snapshot \(snapshot.id) holds the state before.",
+    /// After a failed Alembic run: restores `snapshot` (taken right before it) unless told not to,
+    /// and returns the error to throw, which says where the database is.
+    func recover(from error: MigsnapError, failed what: String, snapshot: Manifest, restoreOnFailure: Bool, next: String,
+                 progress: ProgressReporter) -> MigsnapError {
+        guard restoreOnFailure else {
+            return .failed("\(what) failed: \(error.message) The database was left as Alembic left it (--no-restore-on-failure); snapshot \(snapshot.id) holds the state before.",
                            hint: "Inspect it, then `migsnap restore \(snapshot.id)` to go back.")
         }
-        log("Migration \(step) failed; restoring snapshot \(snapshot.id)")
+        log("\(what) failed; restoring snapshot \(snapshot.id)")
         do {
             let scratch = try store.makeScratch()
             try engine.restore(payload: try store.localPayload(snapshot, scratch: scratch, progress: progress), expectedRevisions: snapshot.revisions,
                                versionTable: versionTable, progress: progress)
             progress.finish()
-        } catch let restoreError as MigsnapError {
+        } catch let restoreError {
             progress.finish()
-            return .failed("Migration \(step) failed (\(error.message)) and restoring snapshot \(snapshot.id) failed too: \(restoreError.message)",
+            let why = (restoreError as? MigsnapError)?.message ?? "\(restoreError)"
+            return .failed("\(what) failed (\(error.message)) and restoring snapshot \(snapshot.id) failed too: \(why)",
                            hint: "Restore it by hand: `migsnap restore \(snapshot.id) --yes`, or see the README.")
         }
-        return .failed("Migration \(step) failed: \(error.message) The database was restored to \(Revisions.describe(snapshot.revisions)) from snapshot \(snapshot.id).",
-                       hint: "Fix the migration, then run `migsnap upgrade` again.")
+        return .failed("\(what) failed: \(error.message) The database was restored to \(Revisions.describe(snapshot.revisions)) from snapshot \(snapshot.id).",
+                       hint: next)
     }
 }
