@@ -42,10 +42,11 @@ extension Migsnap {
 enum Render {
     static func manifestTable(_ manifests: [Manifest]) -> String {
         Format.table(
-            ["ID", "CREATED (UTC)", "REVISION", "REASON", "RAW", "STORED", "PIN", "TAGS"],
+            ["ID", "CREATED (UTC)", "REVISION", "REASON", "RAW", "STORED", "PIN", "RESTORE-VERIFIED", "TAGS"],
             manifests.map { m in
                 [m.id, String(Format.time(m.createdAt)), Revisions.describe(m.revisions), m.reason.rawValue,
-                 Format.bytes(m.rawBytes), Format.bytes(m.storedBytes), m.pinned ? "yes" : "", m.tags.joined(separator: ",")]
+                 Format.bytes(m.rawBytes), Format.bytes(m.storedBytes), m.pinned ? "yes" : "",
+                 m.restoreVerifiedAt.map { String(Format.time($0).prefix(10)) } ?? "", m.tags.joined(separator: ",")]
             })
     }
 }

@@ -36,6 +36,7 @@ extension Migsnap {
                     ("note", m.note ?? "-"),
                     ("file", context.store.payloadLocation(m)),
                     ("encryption", m.encryption.map { "\($0.format) to \($0.recipients.joined(separator: ", "))" } ?? "none"),
+                    ("restore verified", m.restoreVerifiedAt.map(Format.time) ?? "never (`migsnap verify --restore`)"),
                     ("format version", String(m.formatVersion)),
                 ]
                 let width = rows.map(\.0.count).max() ?? 0

@@ -240,8 +240,8 @@ public struct Configuration: Sendable {
     /// The migration directories exist (checked before an upgrade writes anything: Alembic
     /// would fail only after the first snapshot).
     public func requireMigrationDirectories() throws {
-        let locations = try requireVersionLocations()
-        for directory in [scriptLocation!] + locations {
+        // requireVersionLocations has checked script_location itself.
+        for directory in try requireVersionLocations() {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
                 throw MigsnapError.invalidInput("The migration directory \(directory) does not exist.",

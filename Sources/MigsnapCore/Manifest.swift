@@ -48,6 +48,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// The tables, columns and row counts at the snapshot, from which guards tell what a
     /// migration removed. Absent in manifests of older versions.
     public var shape: DatabaseShape?
+    /// When `verify --restore` last restored this snapshot into a staged copy and found it whole.
+    @NullEncoded public var restoreVerifiedAt: Date?
     public var formatVersion: Int
 
     public init(
@@ -92,6 +94,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         case file
         case encryption
         case shape
+        case restoreVerifiedAt = "restore_verified_at"
         case formatVersion = "format_version"
     }
 }

@@ -1,22 +1,37 @@
 import Foundation
 
 public enum VerifySnapshot {
-    /// Checksum, full read of the payload, and its revisions against the manifest.
+    /// Checksum, full read of the payload, and its revisions against the manifest. With `restore`,
+    /// the snapshot is also restored into a staged copy (a scratch database on PostgreSQL; SQLite's
+    /// full read already is one) and its per-table row counts are checked against the counts the
+    /// manifest recorded when the snapshot was taken; the staged copy is dropped afterwards.
     @discardableResult
     public static func run(_ manifest: Manifest, store: SnapshotStore, engine: DatabaseEngine, versionTable: VersionTable,
-                           progress: ProgressReporter) throws -> PayloadContent {
+                           restore: Bool = false, progress: ProgressReporter) throws -> PayloadContent {
         defer { progress.finish() }
         let scratch = try store.makeScratch()
         let payload = try store.localPayload(manifest, scratch: scratch, progress: progress)
-        let content: PayloadContent
+        var content: PayloadContent
         do {
             content = try engine.inspect(payload: payload, versionTable: versionTable, progress: progress)
+            if restore && content.rowCounts == nil {
+                // The full read could not count rows: restore into a staged copy that can.
+                let staged = try engine.stageRestore(payload: payload, versionTable: versionTable, progress: progress)
+                content = staged.content
+            }
         } catch let error as MigsnapError {
             throw error.prefixed("Snapshot \(manifest.id)")
         }
         guard content.revisions == manifest.revisions else {
             throw MigsnapError.verificationFailed(
                 "Snapshot \(manifest.id) holds revision(s) \(Revisions.describe(content.revisions)) but its manifest says \(Revisions.describe(manifest.revisions)).")
+        }
+        if restore, let shape = manifest.shape, let counted = content.rowCounts {
+            let differing = shape.tables.keys.sorted().filter { counted[$0] != shape.tables[$0]?.rows }
+            guard differing.isEmpty else {
+                let detail = differing.prefix(3).map { "\($0): \(counted[$0].map(String.init) ?? "missing") rows restored, \(shape.tables[$0]!.rows) when taken" }
+                throw MigsnapError.verificationFailed("Snapshot \(manifest.id) restored with other rows than were taken: \(detail.joined(separator: "; ")).")
+            }
         }
         return content
     }
