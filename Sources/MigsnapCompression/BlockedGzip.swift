@@ -25,6 +25,11 @@ import Darwin
 // A file that shows any sign of being blocked (the first member's mark, the locator's header or
 // its magic: one flipped byte cannot remove all three) is read strictly by its index or refused,
 // so a damaged or truncated blocked file never falls back to the lenient sequential reading.
+//
+// Why libdeflate: measured on 1 MiB blocks of scripts/bench's 70 MiB database, one core, level 6:
+// libdeflate deflates 114 MB/s to 28.0% and inflates 790 MB/s; zlib deflates 46 MB/s to 28.9% and
+// inflates 491 MB/s; `gzip -6` of the whole file gives 28.8%. Blocks are whole buffers, which is
+// all libdeflate does. Old single-stream files are still read with zlib (Gzip.swift).
 
 /// A blocked file's shape: where each block is and what it must decompress to.
 struct BlockEntry: Equatable {
