@@ -251,6 +251,27 @@ struct SQLiteEngineTests {
         #expect(try debris() == [])
     }
 
+    @Test("an old single-stream snapshot (gzip -6 of the file, no index) still inspects and restores on several threads")
+    func oldSingleStreamPayload() throws {
+        try makeDatabase(live, rows: 40_000)
+        let original = try dump(live)
+        let url = payload("old")
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/bin/sh")
+        gzip.arguments = ["-c", "gzip -6 -c '\(live)' > '\(url.path)'"]
+        try gzip.run()
+        gzip.waitUntilExit()
+        #expect(gzip.terminationStatus == 0)
+
+        let threaded = SQLiteEngine(path: live, threads: 3)
+        let content = try threaded.inspect(payload: url, versionTable: versionTable, progress: SilentProgress())
+        #expect(content.revisions == ["abc123"])
+        try sqlite(live, "DELETE FROM orders WHERE id % 3 = 0; UPDATE alembic_version SET version_num = 'def456';")
+        try restore(url, ["abc123"], into: threaded)
+        #expect(try dump(live) == original)
+        #expect(try debris() == [])
+    }
+
     @Test("a flipped byte in any block, the index or the locator fails verification; the live database is untouched",
           arguments: BlockDamage.allCases)
     func damagedBlock(damage: BlockDamage) throws {
