@@ -40,7 +40,7 @@ struct Context {
 
     static func engine(for url: DatabaseURL) -> DatabaseEngine {
         switch url {
-        case .sqlite(let path): return SQLiteEngine(path: path)
+        case .sqlite(let path): return SQLiteEngine(path: path, threads: GlobalOptions.threads)
         case .postgresql(let target): return PostgresEngine(target: target)
         }
     }

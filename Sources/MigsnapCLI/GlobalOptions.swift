@@ -1,5 +1,7 @@
 import ArgumentParser
+import Foundation
 import MigsnapCore
+import MigsnapSQLite
 
 /// Where the project, the database and the store are: the same options on every subcommand.
 struct GlobalOptions: ParsableArguments {
@@ -29,6 +31,29 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("The schema of the version table, if env.py sets version_table_schema.", valueName: "schema"))
     var versionTableSchema: String?
+
+    @Option(help: ArgumentHelp(
+        "Threads that compress and decompress SQLite snapshots (default: $MIGSNAP_THREADS, else all cores).",
+        valueName: "n"))
+    var threads: Int?
+
+    /// The thread count this run uses: --threads, else $MIGSNAP_THREADS, else all cores. `validate()`
+    /// has checked both and put --threads into MIGSNAP_THREADS (which nested runs inherit too).
+    static var threads: Int {
+        (try? SQLiteEngine.configuredThreads().get()) ?? 1
+    }
+
+    mutating func validate() throws {
+        if let threads {
+            guard (1...64).contains(threads) else {
+                throw ValidationError("--threads must be from 1 to 64, not \(threads).")
+            }
+            setenv("MIGSNAP_THREADS", String(threads), 1)
+        }
+        if case .failure(let error) = SQLiteEngine.configuredThreads() {
+            throw ValidationError("\(error.description).")
+        }
+    }
 
     func configuration() throws -> Configuration {
         try Configuration.resolve(ConfigurationInputs(

@@ -279,8 +279,8 @@ public final class GzipReader {
 }
 
 public enum Gzip {
-    /// Compresses `source` into a new file `destination` (0600, fsynced).
-    /// `progress` receives the number of source bytes done so far.
+    /// Compresses `source` into a new single-stream gzip file `destination` (0600, fsynced), as
+    /// snapshots were before blocked gzip (`compressBlocked`). `progress` receives the number of source bytes done so far.
     public static func compress(
         file source: String, to destination: String, level: Int32 = 6, progress: ((Int64) -> Void)? = nil
     ) throws -> (rawBytes: Int64, storedBytes: Int64) {
@@ -302,9 +302,16 @@ public enum Gzip {
     /// Decompresses and verifies `source` into a new file `destination` (0600) and returns its size.
     /// On any failure the destination is removed, so there is never half an output. `fsync: false`
     /// is for scratch output that is read back and thrown away, where durability only costs time.
+    /// A blocked file (see BlockedGzip.swift) is inflated on `threads` threads by its index, each
+    /// block checked; any other gzip file is read as one stream, as before.
     public static func decompress(
-        file source: String, to destination: String, fsync: Bool = true, progress: ((Int64) -> Void)? = nil
+        file source: String, to destination: String, fsync: Bool = true, threads: Int = Parallelism.cores,
+        progress: ((Int64) -> Void)? = nil
     ) throws -> Int64 {
+        let input = try FileDescriptor(reading: source)
+        if let layout = try BlockedFormat.layout(of: input) {
+            return try decompressBlocked(input, layout, to: destination, fsync: fsync, threads: threads, progress: progress)
+        }
         let reader = try GzipReader(path: source)
         let output = try FileDescriptor(creating: destination)
         var completed = false

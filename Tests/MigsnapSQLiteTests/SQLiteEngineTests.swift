@@ -213,6 +213,90 @@ struct SQLiteEngineTests {
         #expect(try debris() == [])
     }
 
+    /// Where to flip a byte of a blocked payload of `rawBytes` (1 MiB blocks; the index has one
+    /// 16-byte member header, 24 bytes a block and a 10-byte end; the locator is the last 82 bytes).
+    enum BlockDamage: String, CaseIterable {
+        case firstBlock, middleBlock, lastBlock, index, locator
+
+        func position(in size: Int, rawBytes: Int64) -> Int {
+            let blocks = Int((rawBytes + (1 << 20) - 1) >> 20)
+            let indexStart = size - 82 - (16 + 24 * blocks + 10)
+            switch self {
+            case .firstBlock: return 100
+            case .middleBlock: return indexStart / 2
+            case .lastBlock: return indexStart - 20
+            case .index: return indexStart + 16 + 24 * (blocks - 1) + 4
+            case .locator: return size - 30
+            }
+        }
+    }
+
+    @Test("a multi-block snapshot round trips on 1 and 3 threads, the same payload bytes either way")
+    func threadedRoundTrip() throws {
+        try makeDatabase(live, journalMode: "wal", rows: 40_000)
+        let original = try dump(live)
+        let one = SQLiteEngine(path: live, threads: 1)
+        let three = SQLiteEngine(path: live, threads: 3)
+        let capture = try one.snapshot(into: payload("one"), versionTable: versionTable, progress: SilentProgress())
+        _ = try three.snapshot(into: payload("three"), versionTable: versionTable, progress: SilentProgress())
+        #expect(capture.rawBytes > 3 << 20, "several blocks")
+        #expect(try fileBytes(payload("one").path) == fileBytes(payload("three").path))
+
+        try sqlite(live, "DELETE FROM orders WHERE id % 3 = 0; UPDATE alembic_version SET version_num = 'def456';")
+        try restore(payload("one"), ["abc123"], into: three)
+        #expect(try dump(live) == original)
+        try sqlite(live, "DELETE FROM users WHERE id % 5 = 0;")
+        try restore(payload("three"), ["abc123"], into: one)
+        #expect(try dump(live) == original)
+        #expect(try debris() == [])
+    }
+
+    @Test("an old single-stream snapshot (gzip -6 of the file, no index) still inspects and restores on several threads")
+    func oldSingleStreamPayload() throws {
+        try makeDatabase(live, rows: 40_000)
+        let original = try dump(live)
+        let url = payload("old")
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/bin/sh")
+        gzip.arguments = ["-c", "gzip -6 -c '\(live)' > '\(url.path)'"]
+        try gzip.run()
+        gzip.waitUntilExit()
+        #expect(gzip.terminationStatus == 0)
+
+        let threaded = SQLiteEngine(path: live, threads: 3)
+        let content = try threaded.inspect(payload: url, versionTable: versionTable, progress: SilentProgress())
+        #expect(content.revisions == ["abc123"])
+        try sqlite(live, "DELETE FROM orders WHERE id % 3 = 0; UPDATE alembic_version SET version_num = 'def456';")
+        try restore(url, ["abc123"], into: threaded)
+        #expect(try dump(live) == original)
+        #expect(try debris() == [])
+    }
+
+    @Test("a flipped byte in any block, the index or the locator fails verification; the live database is untouched",
+          arguments: BlockDamage.allCases)
+    func damagedBlock(damage: BlockDamage) throws {
+        try makeDatabase(live, rows: 40_000)
+        let threaded = SQLiteEngine(path: live, threads: 2)
+        let url = payload()
+        let capture = try threaded.snapshot(into: url, versionTable: versionTable, progress: SilentProgress())
+        var bytes = try fileBytes(url.path)
+        bytes[damage.position(in: bytes.count, rawBytes: capture.rawBytes)] ^= 0x04
+        try bytes.write(to: url)
+        try sqlite(live, "DELETE FROM orders WHERE id > 10; UPDATE alembic_version SET version_num = 'def456';")
+        let before = try fileBytes(live)
+
+        let failsVerification: (any Error) -> Bool = { ($0 as? MigsnapError)?.isVerificationFailure == true }
+        #expect(performing: {
+            _ = try threaded.inspect(payload: url, versionTable: versionTable, progress: SilentProgress())
+        }, throws: failsVerification)
+        #expect(performing: {
+            _ = try threaded.stageRestore(payload: url, versionTable: versionTable, progress: SilentProgress())
+        }, throws: failsVerification)
+        #expect(performing: { try restore(url, ["abc123"], into: threaded) }, throws: failsVerification)
+        #expect(try fileBytes(live) == before)
+        #expect(try debris() == [])
+    }
+
     @Test("a payload at another revision than expected is refused before the live database is touched")
     func versionMismatch() throws {
         try makeDatabase(live)
