@@ -11,7 +11,9 @@ extension Migsnap {
             prefix, base. migsnap restores the newest snapshot keyed to the revision(s) the \
             database would be at, atomically, after printing the plan and taking a safety snapshot. \
             If there is no such snapshot it says so loudly and falls back to `alembic downgrade \
-            TARGET` (after a pre-downgrade safety snapshot); --no-fallback refuses instead.
+            TARGET` (after a pre-downgrade safety snapshot); --no-fallback refuses instead. Before \
+            that safety snapshot, migsnap checks that env.py connects to the database it \
+            snapshots (exit 4 if not).
 
             The migrations undone are remembered: `upgrade` refuses to apply the same unchanged \
             file again unless --force.

@@ -15,6 +15,11 @@ extension Migsnap {
             fails, its snapshot is restored atomically and the command exits 1 saying so. \
             Afterwards old snapshots are pruned per the retention policy.
 
+            The project's Alembic Python is started once for all steps (see the README for how \
+            the interpreter is found; MIGSNAP_NO_DRIVER=1 runs Alembic once per step instead). \
+            Before anything is written, migsnap checks that Alembic starts (exit 2 if not) and \
+            that env.py connects to the database migsnap snapshots (exit 4 if not).
+
             TARGET is anything `alembic upgrade` takes: head (default), heads, a revision or a \
             unique prefix, +N, REV+N, branch@head. Nothing pending: no snapshot is taken.
             """)
@@ -42,9 +47,13 @@ extension Migsnap {
                 let options = UpgradeOptions(target: target, once: once, restoreOnFailure: !noRestoreOnFailure, force: force)
                 // A broken policy file must stop the run before any migration, not after.
                 let policy = noPrune ? nil : try context.config.retentionPolicy()
+                // Alembic that cannot start, or env.py that connects elsewhere, stops the run before
+                // anything is written, the store included.
+                let alembic = context.alembic()
+                if !dryRun { try alembic.prepare(log: Terminal.err) }
                 let lock = dryRun ? nil : try context.store.lock(purpose: "upgrade \(target)", wait: 10)
                 let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
-                                                 versionTable: context.config.versionTable, alembic: context.alembic(),
+                                                 versionTable: context.config.versionTable, alembic: alembic,
                                                  log: Terminal.err)
                 let plan = try operation.upgradePlan(options)
                 if dryRun {

@@ -1,32 +1,124 @@
 import Foundation
 
-/// Runs the project's own Alembic (never imports its Python): `alembic` on PATH, or the command
-/// from --alembic / MIGSNAP_ALEMBIC, with the same config file. Its output goes to our stderr.
-public struct AlembicRunner: Sendable {
-    public var command: [String]
-    public var configFile: String?
-    public var workingDirectory: String
-    public var environment: [String: String]
+/// Runs the project's own Alembic: `alembic` on PATH, or the command from --alembic /
+/// MIGSNAP_ALEMBIC, with the same config file. Its output goes to our stderr.
+///
+/// `prepare` starts one warm Alembic (AlembicDriver) for the whole run and checks that env.py
+/// connects to the database migsnap snapshots; steps then go through it. Where the command is not
+/// a Python Alembic migsnap can drive (or MIGSNAP_NO_DRIVER is set), each step runs the command
+/// once, as `alembic upgrade REV` would.
+public final class AlembicRunner {
+    public let command: [String]
+    public let configFile: String?
+    public let workingDirectory: String
+    public let environment: [String: String]
+    /// The database migsnap snapshots; env.py must connect to this one.
+    private let database: DatabaseURL?
+    private var state = State.unprepared
+
+    private enum State {
+        case unprepared
+        case perStep
+        case driven(AlembicDriver)
+    }
 
     public init(configuration: Configuration, databaseURLOverride: String?) {
         command = configuration.alembicCommand
         configFile = configuration.configFile
         workingDirectory = configuration.workingDirectory
+        database = try? configuration.databaseURL()
         var env = configuration.environment
-        // A URL given with --url reaches env.py the way most projects read one: DATABASE_URL.
-        // The environment, not the command line, so a password never shows in `ps`.
+        // A URL given with --url reaches env.py the way most projects read one: DATABASE_URL; the
+        // driver also sets it as sqlalchemy.url. The environment, not the command line, so a
+        // password never shows in `ps`.
         if let databaseURLOverride { env["DATABASE_URL"] = databaseURLOverride }
         // Tells the env.py hook of `migsnap hook` that this run already snapshots each step.
         env["MIGSNAP_ACTIVE"] = "1"
         environment = env
     }
 
+    deinit { finish() }
+
     /// The words of the command, for messages.
     public func describe(_ arguments: [String]) -> String {
         (command + (configFile.map { ["-c", $0] } ?? []) + arguments).joined(separator: " ")
     }
 
-    /// Runs `alembic [-c FILE] ARGS…`; throws `.failed` when Alembic cannot be started or fails.
+    /// Starts the warm Alembic, once, and checks which database env.py connects to. Call it
+    /// before the first change. Throws `.invalidInput` (exit 2) when Alembic cannot start and
+    /// `.refused` (exit 4) when env.py connects to another database than `database`.
+    public func prepare(log: (String) -> Void) throws {
+        guard case .unprepared = state else { return }
+        if let off = environment["MIGSNAP_NO_DRIVER"], !off.isEmpty {
+            state = .perStep
+            return
+        }
+        guard let launch = try DriverLaunch.resolve(command, path: environment["PATH"] ?? "/usr/bin:/bin", workingDirectory: workingDirectory) else {
+            log("Notice: `\(command.joined(separator: " "))` is not a Python Alembic migsnap can drive; running it once per step.")
+            state = .perStep
+            return
+        }
+        let driver = try AlembicDriver(launch: launch, configFile: configFile, environment: environment, workingDirectory: workingDirectory)
+        switch try driver.request("check") {
+        case .ok(let connected):
+            if let database { try Self.require(connected, is: database, workingDirectory: workingDirectory) }
+        case .failed(let message):
+            throw MigsnapError.invalidInput("Alembic cannot start: \(message) (Alembic's output is above).", hint: AlembicDriver.startHint)
+        case nil:
+            let status = driver.stop()
+            throw MigsnapError.invalidInput("Alembic cannot start: the driver exited\(status.map { " with status \($0)" } ?? "") during `alembic current` (its output is above).",
+                                            hint: AlembicDriver.startHint)
+        }
+        state = .driven(driver)
+    }
+
+    public func upgrade(_ revision: String) throws { try step("upgrade", revision) }
+    public func downgrade(_ revision: String) throws { try step("downgrade", revision) }
+
+    /// Ends the warm Alembic, if one runs, and waits until it has gone.
+    public func finish() {
+        if case .driven(let driver) = state { driver.stop() }
+        state = .unprepared
+    }
+
+    private func step(_ verb: String, _ revision: String) throws {
+        guard case .driven(let driver) = state else { return try run([verb, revision]) }
+        switch try driver.request("\(verb) \(revision)") {
+        case .ok:
+            return
+        case .failed(let message):
+            throw MigsnapError.failed("`\(describe([verb, revision]))` failed: \(message) (Alembic's output is above).")
+        case nil:
+            let status = driver.stop()
+            state = .unprepared
+            throw MigsnapError.failed("`\(describe([verb, revision]))` failed: Alembic exited\(status.map { " with status \($0)" } ?? "") (its output is above).")
+        }
+    }
+
+    /// Refuses when `connected` (what env.py connects to, as the driver saw it) is not `database`.
+    static func require(_ connected: String, is database: DatabaseURL, workingDirectory: String) throws {
+        let parsed = try? DatabaseURL.parse(connected, workingDirectory: workingDirectory)
+        if let parsed, sameDatabase(parsed, database) { return }
+        let theirs = parsed?.redacted ?? DatabaseURL.redact(connected)
+        throw MigsnapError.refused(
+            "env.py connects to \(theirs), not to \(database.redacted), the database migsnap snapshots: refusing before any change.",
+            hint: "Make env.py take its URL from config.get_main_option(\"sqlalchemy.url\") (migsnap sets it) or honour DATABASE_URL.")
+    }
+
+    static func sameDatabase(_ a: DatabaseURL, _ b: DatabaseURL) -> Bool {
+        switch (a, b) {
+        case (.sqlite(let x), .sqlite(let y)):
+            let resolve = { (path: String) in URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path }
+            return resolve(x) == resolve(y)
+        case (.postgresql(let x), .postgresql(let y)):
+            return x.host == y.host && (x.port ?? 5432) == (y.port ?? 5432) && (x.database ?? x.user) == (y.database ?? y.user)
+        default:
+            return false
+        }
+    }
+
+    /// Runs `alembic [-c FILE] ARGS…` as its own process; throws `.failed` when Alembic cannot be
+    /// started or fails.
     public func run(_ arguments: [String]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

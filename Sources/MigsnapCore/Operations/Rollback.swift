@@ -55,6 +55,8 @@ extension MigrationRun {
             safety = try operation.apply(prepared, progress: progress)
         case .downgrade:
             log("WARNING: no snapshot at \(Revisions.describe(plan.target)); falling back to Alembic's downgrade(), which restores the schema but NOT deleted rows.")
+            try alembic.prepare(log: log)
+            defer { alembic.finish() }
             do {
                 safety = try TakeSnapshot.run(engine: engine, store: store, versionTable: versionTable,
                                               request: SnapshotRequest(reason: .preDowngrade, note: "before alembic downgrade \(target)"),
@@ -65,7 +67,7 @@ extension MigrationRun {
             let book = GuardBook(store: store)
             let guardsBefore = try book.record(undone: plan.undone, graph: graph, by: "rollback \(target)")
             do {
-                try alembic.run(["downgrade", target])
+                try alembic.downgrade(target)
             } catch let error as MigsnapError {
                 try? book.restore(guardsBefore)
                 throw MigsnapError.failed("\(error.message) Snapshot \(safety!.id) holds the state before the downgrade.",

@@ -1,0 +1,194 @@
+import Foundation
+import Testing
+
+extension Project {
+    /// The env.py with `old` replaced by `new` (the text must be there).
+    func editEnvPy(_ old: String, _ new: String) throws {
+        let path = dir + "/migrations/env.py"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        try #require(text.contains(old), "env.py has no \(old)")
+        try text.replacingOccurrences(of: old, with: new).write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    /// Runs the venv's Alembic against another database (through DATABASE_URL, which the example's env.py honours).
+    func alembic(on database: String, _ arguments: String...) throws {
+        let r = try run(venv + "/bin/alembic", arguments, in: dir, environment: environment.merging(["DATABASE_URL": "sqlite:///" + database]) { $1 })
+        #expect(r.status == 0, "alembic \(arguments.joined(separator: " ")) on \(database): \(r.output)")
+    }
+
+    /// Python processes still running in this project's directory (a driver left behind).
+    func pythonProcessesHere() -> [String] {
+        let fm = FileManager.default
+        return ((try? fm.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
+            guard Int(pid) != nil, (try? fm.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd")) == dir,
+                  let cmdline = fm.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            return String(decoding: cmdline, as: UTF8.self).contains("python")
+        }
+    }
+
+    func writeStep(_ revision: String, after down: String, body: String = "pass") throws {
+        try writeMigration(revision, """
+        import time
+        from alembic import op
+
+        revision = "\(revision)"
+        down_revision = "\(down)"
+
+        def upgrade():
+            \(body)
+
+        def downgrade():
+            pass
+        """)
+    }
+}
+
+/// The pids the driver reports with MIGSNAP_DRIVER_DEBUG, one line per step.
+func driverPids(_ stderr: String) -> [String] {
+    stderr.split(separator: "\n").compactMap { line in
+        guard line.hasPrefix("migsnap-driver: pid ") else { return nil }
+        return line.split(separator: " ")[2].description
+    }
+}
+
+@Suite("One warm Alembic for the whole upgrade (the driver)")
+struct DriverTests {
+    @Test func aMultiStepUpgradeRunsThroughOnePythonProcess() throws {
+        let p = try Project()
+        for (rev, down) in [("0004", "0003"), ("0005", "0004")] { try p.writeStep(rev, after: down) }
+        let r = try p.migsnap("upgrade", env: ["MIGSNAP_DRIVER_DEBUG": "1"])
+        #expect(r.status == 0, "\(r.output)")
+        let pids = driverPids(r.stderr)
+        #expect(pids.count == 5, "\(r.stderr)")
+        #expect(Set(pids).count == 1, "one Python for all steps: \(pids)")
+        let manifests = try p.manifests()
+        #expect(manifests.map { $0["target_revision"] as? String } == ["0001", "0002", "0003", "0004", "0005"])
+        #expect(manifests.map(p.revisionsOf) == [[], ["0001"], ["0002"], ["0003"], ["0004"]])
+        #expect(manifests.allSatisfy { $0["reason"] as? String == "pre-upgrade" })
+        #expect(try p.sqlite("SELECT version_num FROM alembic_version") == "0005")
+        #expect(p.pythonProcessesHere().isEmpty)
+        #expect(!r.stderr.contains("Notice"))
+    }
+
+    @Test func pythonDashMAlembicIsDrivenToo() throws {
+        let p = try Project()
+        let r = try p.migsnap("upgrade", "--alembic", "python -m alembic", env: ["MIGSNAP_DRIVER_DEBUG": "1"])
+        #expect(r.status == 0, "\(r.output)")
+        #expect(Set(driverPids(r.stderr)).count == 1 && driverPids(r.stderr).count == 3, "\(r.stderr)")
+    }
+
+    @Test func aCommandThatIsNotPythonRunsOncePerStepWithANotice() throws {
+        let p = try Project()
+        let r = try p.migsnap("upgrade", "--alembic", "sh -c 'exec alembic \"$@\"' alembic", env: ["MIGSNAP_DRIVER_DEBUG": "1"])
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.stderr.contains("Notice: `sh -c") && r.stderr.contains("once per step"), "\(r.stderr)")
+        #expect(driverPids(r.stderr).isEmpty)
+        #expect(try p.manifests().count == 3)
+        #expect(try p.sqlite("SELECT version_num FROM alembic_version") == "0003")
+    }
+
+    @Test func urlReachesAnEnvPyThatReadsOnlySqlalchemyURL() throws {
+        let p = try Project()
+        try p.editEnvPy("if os.environ.get(\"DATABASE_URL\"):", "if False:")
+        let other = p.dir + "/other.db"
+        let r = try p.migsnap("upgrade", "--url", "sqlite:///other.db")
+        #expect(r.status == 0, "\(r.output)")
+        #expect(try p.sqlite("SELECT version_num FROM alembic_version", database: other) == "0003")
+        #expect(!FileManager.default.fileExists(atPath: p.database), "the config's database was not touched")
+        #expect(try p.manifests().allSatisfy { $0["database"] as? String == other })
+    }
+
+    @Test func anEnvPyThatConnectsElsewhereIsRefusedBeforeAnyChange() throws {
+        let p = try Project()
+        let elsewhere = p.dir + "/elsewhere.db"
+        try p.alembic("upgrade", "0001")
+        try p.alembic(on: elsewhere, "upgrade", "0001")
+        try p.editEnvPy("engine_from_config(config.get_section(config.config_ini_section, {}),",
+                        "engine_from_config({\"sqlalchemy.url\": \"sqlite:///elsewhere.db\"},")
+        let ours = fileBytes(p.database), theirs = fileBytes(elsewhere)
+
+        let r = try p.migsnap("upgrade")
+        #expect(r.status == 4, "\(r.output)")
+        #expect(r.stderr.contains(elsewhere) && r.stderr.contains(p.database), "both named: \(r.stderr)")
+        #expect(r.stderr.contains("config.get_main_option(\"sqlalchemy.url\")") && r.stderr.contains("DATABASE_URL"))
+        #expect(fileBytes(p.database) == ours && fileBytes(elsewhere) == theirs)
+        #expect(!FileManager.default.fileExists(atPath: p.store), "no snapshot, no store")
+        #expect(p.pythonProcessesHere().isEmpty)
+
+        // The same check guards rollback's fallback to `alembic downgrade`: no safety snapshot, no change.
+        let rollback = try p.migsnap("rollback", "--yes")
+        #expect(rollback.status == 4, "\(rollback.output)")
+        #expect(rollback.stderr.contains(elsewhere), "\(rollback.stderr)")
+        #expect(fileBytes(p.database) == ours && fileBytes(elsewhere) == theirs)
+        #expect(try p.manifests().isEmpty)
+    }
+
+    @Test func aStepThatRaisesHalfWayIsRestoredAndTheDriverIsGone() throws {
+        let p = try Project().seeded()
+        try p.writeStep("0004", after: "0003", body: """
+        db = __import__("sqlite3").connect(op.get_bind().engine.url.database)
+            db.execute("DELETE FROM orders")
+            db.commit()
+            db.close()
+            raise RuntimeError("boom in the middle")
+        """)
+        try p.writeStep("0005", after: "0004")
+        // What the database should be after the run: 0003 applied, 0004 undone.
+        let reference = p.dir + "/reference.db"
+        try FileManager.default.copyItem(atPath: p.database, toPath: reference)
+        try p.alembic(on: reference, "upgrade", "0003")
+        let r = try p.migsnap("upgrade", env: ["MIGSNAP_DRIVER_DEBUG": "1"])
+        #expect(r.status == 1, "\(r.output)")
+        #expect(r.stderr.contains("boom in the middle") && r.stderr.contains("restored"), "\(r.stderr)")
+        #expect(Set(driverPids(r.stderr)).count == 1 && driverPids(r.stderr).count == 2, "0003 and 0004, not 0005: \(r.stderr)")
+        #expect(try p.sqlite("SELECT version_num FROM alembic_version") == "0003")
+        #expect(try p.dump() == p.dump(reference))
+        #expect(p.pythonProcessesHere().isEmpty)
+    }
+
+    @Test func killingMigsnapMidStepRunsNoFurtherStep() throws {
+        let p = try Project()
+        try p.alembic("upgrade", "head")
+        try p.writeStep("0004", after: "0003", body: "time.sleep(3)")
+        try p.writeStep("0005", after: "0004")
+        let log = p.dir + "/migsnap.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Paths.binary)
+        process.arguments = ["upgrade"]
+        process.currentDirectoryURL = URL(fileURLWithPath: p.dir)
+        process.environment = ProcessInfo.processInfo.environment.merging(p.environment) { $1 }
+            .merging(["MIGSNAP_DRIVER_DEBUG": "1"]) { $1 }.filter { $0.key != "DATABASE_URL" }
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !(String(data: fileBytes(log) ?? Data(), encoding: .utf8) ?? "").contains("runs upgrade 0004") {
+            usleep(20_000)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let text = String(data: fileBytes(log) ?? Data(), encoding: .utf8) ?? ""
+        try #require(text.contains("runs upgrade 0004"), "\(text)")
+        // Longer than the slow step: a driver that outlived migsnap would have finished it and gone on.
+        sleep(4)
+        #expect(p.pythonProcessesHere().isEmpty)
+        #expect(["0003", "0004"].contains(try p.sqlite("SELECT version_num FROM alembic_version")))
+        #expect(!text.contains("runs upgrade 0005"))
+    }
+
+    @Test func alembicThatCannotStartExits2BeforeAnythingIsWritten() throws {
+        let p = try Project()
+        try p.editEnvPy("import os\n", "import os\nimport no_such_module_for_migsnap\n")
+        let r = try p.migsnap("upgrade")
+        #expect(r.status == 2, "\(r.output)")
+        #expect(r.stderr.contains("No module named 'no_such_module_for_migsnap'"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: p.store))
+        #expect(!FileManager.default.fileExists(atPath: p.database), "not even the first deploy's empty database")
+
+        let missing = try p.migsnap("upgrade", "--alembic", "no-such-alembic")
+        #expect(missing.status == 2, "\(missing.output)")
+        #expect(missing.stderr.contains("not found"), "\(missing.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: p.store))
+    }
+}
