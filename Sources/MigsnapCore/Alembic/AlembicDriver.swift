@@ -81,7 +81,9 @@ final class AlembicDriver {
 
     /// Sends one command and waits for its answer; nil when the driver exited instead.
     func request(_ command: String) throws -> Answer? {
-        precondition(!command.contains("\n"), "one command per line")
+        guard !command.contains(where: \.isNewline) else {
+            throw MigsnapError.invalidInput("`\(command)` holds a line break, which no revision or Alembic command does.")
+        }
         do {
             try commands.write(contentsOf: Data((command + "\n").utf8))
         } catch {
