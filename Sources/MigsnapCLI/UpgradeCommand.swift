@@ -52,7 +52,7 @@ extension Migsnap {
                 let alembic = context.alembic()
                 if !dryRun { try alembic.prepare(log: Terminal.err) }
                 let lock = dryRun ? nil : try context.store.lock(purpose: "upgrade \(target)", wait: 10)
-                let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
+                let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(using: alembic),
                                                  versionTable: context.config.versionTable, alembic: alembic,
                                                  log: Terminal.err)
                 let plan = try operation.upgradePlan(options)

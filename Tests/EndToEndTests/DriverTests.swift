@@ -11,9 +11,11 @@ extension Project {
     }
 
     /// Runs the venv's Alembic against another database (through DATABASE_URL, which the example's env.py honours).
-    func alembic(on database: String, _ arguments: String...) throws {
+    @discardableResult
+    func alembic(on database: String, _ arguments: String...) throws -> RunResult {
         let r = try run(venv + "/bin/alembic", arguments, in: dir, environment: environment.merging(["DATABASE_URL": "sqlite:///" + database]) { $1 })
         #expect(r.status == 0, "alembic \(arguments.joined(separator: " ")) on \(database): \(r.output)")
+        return r
     }
 
     /// Python processes still running in this project's directory (a driver left behind).
@@ -190,5 +192,88 @@ struct DriverTests {
         #expect(missing.status == 2, "\(missing.output)")
         #expect(missing.stderr.contains("not found"), "\(missing.stderr)")
         #expect(!FileManager.default.fileExists(atPath: p.store))
+    }
+}
+
+@Suite("Revision files that compute their values: Alembic's own revision map")
+struct ComputedRevisionValueTests {
+    /// The example plus a module of constants beside the versions directory (as neutron's `cli`),
+    /// which 0004 and 0005 take their ids, parents and branch label from.
+    func project() throws -> Project {
+        let p = try Project()
+        let ini = p.dir + "/alembic.ini"
+        let text = try String(contentsOfFile: ini, encoding: .utf8)
+        try text.replacingOccurrences(of: "[alembic]\n", with: "[alembic]\nprepend_sys_path = .\n").write(toFile: ini, atomically: true, encoding: .utf8)
+        try """
+        CONTRACT_BRANCH = "contract"
+        FOURTH = "00" + "04"
+        THIRD = "0003"
+        """.write(toFile: p.dir + "/migrations/labels.py", atomically: true, encoding: .utf8)
+        for (name, revision, down, labels) in [("0004_contract", "labels.FOURTH", "labels.THIRD", "(labels.CONTRACT_BRANCH,)"),
+                                               ("0005_more", "\"0005\"", "labels.FOURTH", "None")] {
+            try p.writeMigration(name, """
+            \"\"\"computed values\"\"\"
+            from migrations import labels
+
+            revision = \(revision)
+            down_revision = \(down)
+            branch_labels = \(labels)
+            depends_on = None
+
+            def upgrade():
+                pass
+
+            def downgrade():
+                pass
+            """)
+        }
+        return p
+    }
+
+    func steps(_ r: RunResult, _ p: Project) throws -> [String] {
+        let plan = try #require(try p.json(r.stdout) as? [String: Any], "\(r.output)")
+        return try #require(plan["steps"] as? [[String: Any]]).compactMap { $0["to"] as? String }
+    }
+
+    @Test func statusDryRunAndUpgradeFollowAlembicsMap() throws {
+        let p = try project()
+        // Alembic's own order, from its log of a real upgrade of another database.
+        let reference = try p.alembic(on: p.dir + "/reference.db", "upgrade", "head")
+        let alembicOrder = reference.stderr.split(separator: "\n").compactMap { line -> String? in
+            guard let r = line.range(of: "Running upgrade ") else { return nil }
+            return line[r.upperBound...].components(separatedBy: " -> ").last?.components(separatedBy: ",").first
+        }
+        #expect(alembicOrder == ["0001", "0002", "0003", "0004", "0005"])
+
+        let dry = try p.migsnap("upgrade", "--dry-run", "--json")
+        #expect(dry.status == 0, "\(dry.output)")
+        #expect(try steps(dry, p) == alembicOrder)
+        #expect(dry.stderr.components(separatedBy: "Notice:").count == 2, "said once: \(dry.stderr)")
+        #expect(dry.stderr.contains("0004_contract.py") && dry.stderr.contains("Alembic's own revision map"))
+        #expect(!FileManager.default.fileExists(atPath: p.store), "a dry run writes nothing")
+
+        // The computed branch label resolves as in Alembic.
+        let labelled = p.dir + "/labelled.db"
+        try p.alembic(on: labelled, "upgrade", "contract@head")
+        let branch = try p.migsnap("upgrade", "contract@head", "--dry-run", "--json")
+        #expect(try steps(branch, p).last == (try p.sqlite("SELECT version_num FROM alembic_version", database: labelled)))
+        #expect(try steps(branch, p) == alembicOrder)
+
+        let status = try #require(try p.json(try p.ok("status", "--json").stdout) as? [String: Any])
+        #expect(status["pending"] as? [String] == alembicOrder)
+
+        let up = try p.migsnap("upgrade", env: ["MIGSNAP_DRIVER_DEBUG": "1"])
+        #expect(up.status == 0, "\(up.output)")
+        #expect(up.stderr.components(separatedBy: "Notice:").count == 2, "\(up.stderr)")
+        #expect(Set(driverPids(up.stderr)).count == 1, "the map came from the warm Alembic")
+        #expect(try p.manifests().map { $0["target_revision"] as? String } == alembicOrder)
+        #expect(try p.sqlite("SELECT version_num FROM alembic_version") == "0005")
+    }
+
+    @Test func withoutAPythonAlembicTheErrorSaysBoth() throws {
+        let p = try project()
+        let r = try p.migsnap("upgrade", "--dry-run", "--alembic", "sh -c 'exec alembic \"$@\"' alembic")
+        #expect(r.status == 2, "\(r.output)")
+        #expect(r.stderr.contains("without running Python") && r.stderr.contains("Alembic's own revision map is not available either"), "\(r.stderr)")
     }
 }

@@ -13,7 +13,7 @@
 ///     check               → ok <URL env.py connects to, without password>  |  failed: <error>
 ///     upgrade REV         → ok  |  failed: <Alembic's error>
 ///     downgrade REV       → ok  |  failed: <Alembic's error>
-///     revisions           → ok <JSON: Alembic's revision map>  |  failed: <error>
+///     revisions           → ok <JSON: Alembic's revision map, in its load order>  |  failed: <error>
 ///
 /// End of input (migsnap finished, or was killed) makes the driver exit at once, without running
 /// anything further; on Linux the kernel also kills it when migsnap dies (PR_SET_PDEATHSIG), so a
@@ -125,6 +125,7 @@ def _check():
 
 
 def _revisions():
+    """Alembic's own revision map, in its load order, with the labels each file declares."""
     import json
     from alembic.script import ScriptDirectory
 
@@ -135,14 +136,17 @@ def _revisions():
             return [value]
         return list(value)
 
+    directory = ScriptDirectory.from_config(_config("heads"))
     found = []
-    for script in ScriptDirectory.from_config(_config("heads")).walk_revisions():
+    for script in directory._load_revisions():
+        labels = getattr(script, "_orig_branch_labels", None)
         found.append({
             "revision": script.revision,
             "down_revision": listed(script.down_revision),
-            "branch_labels": sorted(script.branch_labels or []),
+            "branch_labels": listed(labels if labels is not None else script.branch_labels),
             "depends_on": listed(script.dependencies),
             "path": script.path,
+            "doc": script.doc,
         })
     return json.dumps(found)
 

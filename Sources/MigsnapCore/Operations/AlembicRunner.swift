@@ -53,12 +53,11 @@ public final class AlembicRunner {
             state = .perStep
             return
         }
-        guard let launch = try DriverLaunch.resolve(command, path: environment["PATH"] ?? "/usr/bin:/bin", workingDirectory: workingDirectory) else {
+        guard let driver = try startDriver() else {
             log("Notice: `\(command.joined(separator: " "))` is not a Python Alembic migsnap can drive; running it once per step.")
             state = .perStep
             return
         }
-        let driver = try AlembicDriver(launch: launch, configFile: configFile, environment: environment, workingDirectory: workingDirectory)
         switch try driver.request("check") {
         case .ok(let connected):
             if let database { try Self.require(connected, is: database, workingDirectory: workingDirectory) }
@@ -72,6 +71,41 @@ public final class AlembicRunner {
         state = .driven(driver)
     }
 
+    /// Alembic's own revision map (ids, down revisions, declared branch labels, depends_on,
+    /// paths), in Alembic's load order: from the warm Alembic when one runs, else from a driver
+    /// started for it.
+    public func revisionMap() throws -> [RevisionScript] {
+        let driver: AlembicDriver
+        if case .driven(let running) = state {
+            driver = running
+        } else if let started = try startDriver() {
+            driver = started
+        } else {
+            throw MigsnapError.invalidInput("`\(command.joined(separator: " "))` is not a Python Alembic migsnap can drive.")
+        }
+        switch try driver.request("revisions") {
+        case .ok(let json):
+            struct Entry: Decodable {
+                var revision: String
+                var down_revision: [String]
+                var branch_labels: [String]
+                var depends_on: [String]
+                var path: String
+                var doc: String?
+            }
+            let entries = try JSONDecoder().decode([Entry].self, from: Data(json.utf8))
+            return entries.map { e in
+                RevisionScript(revision: e.revision, downRevisions: e.down_revision, branchLabels: e.branch_labels, dependsOn: e.depends_on,
+                               path: e.path, contentSHA256: FileManager.default.contents(atPath: e.path).map { Hashing.sha256(of: $0) } ?? "",
+                               message: e.doc.flatMap { $0.split(separator: "\n").first.map(String.init) })
+            }
+        case .failed(let message):
+            throw MigsnapError.invalidInput("Alembic could not load the revisions: \(message) (its output is above).")
+        case nil:
+            throw MigsnapError.invalidInput("Alembic exited while loading the revisions (its output is above).")
+        }
+    }
+
     public func upgrade(_ revision: String) throws { try step("upgrade", revision) }
     public func downgrade(_ revision: String) throws { try step("downgrade", revision) }
 
@@ -79,6 +113,14 @@ public final class AlembicRunner {
     public func finish() {
         if case .driven(let driver) = state { driver.stop() }
         state = .unprepared
+    }
+
+    /// A driver for this command, or nil when it is not a Python Alembic that can be driven.
+    private func startDriver() throws -> AlembicDriver? {
+        guard let launch = try DriverLaunch.resolve(command, path: environment["PATH"] ?? "/usr/bin:/bin", workingDirectory: workingDirectory) else {
+            return nil
+        }
+        return try AlembicDriver(launch: launch, configFile: configFile, environment: environment, workingDirectory: workingDirectory)
     }
 
     private func step(_ verb: String, _ revision: String) throws {
