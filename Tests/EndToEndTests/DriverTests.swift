@@ -277,3 +277,37 @@ struct ComputedRevisionValueTests {
         #expect(r.stderr.contains("without running Python") && r.stderr.contains("Alembic's own revision map is not available either"), "\(r.stderr)")
     }
 }
+
+@Suite("The driver pins the database on PostgreSQL")
+struct DriverPostgresTests {
+    @Test func urlReachesAnEnvPyThatIgnoresDatabaseURL() throws {
+        let db = try PostgresDatabase()
+        let p = try Project()
+        try p.editEnvPy("if os.environ.get(\"DATABASE_URL\"):", "if False:")
+        let r = try p.migsnap("upgrade", "--url", db.url, env: ["MIGSNAP_DRIVER_DEBUG": "1"])
+        #expect(r.status == 0, "\(r.output)")
+        #expect(try db.psql("SELECT version_num FROM alembic_version") == "0003")
+        #expect(Set(driverPids(r.stderr)).count == 1 && driverPids(r.stderr).count == 3)
+        #expect(!FileManager.default.fileExists(atPath: p.database), "the config's SQLite database was not touched")
+        #expect(!r.output.contains(db.password))
+    }
+
+    @Test func anEnvPyThatConnectsToAnotherDatabaseIsRefused() throws {
+        let ours = try PostgresDatabase(), theirs = try PostgresDatabase()
+        let p = try Project()
+        for db in [ours, theirs] {
+            let r = try p.migsnap("upgrade", "0001", "--url", db.url)
+            #expect(r.status == 0, "\(r.output)")
+        }
+        try FileManager.default.removeItem(atPath: p.store)
+        try p.editEnvPy("engine_from_config(config.get_section(config.config_ini_section, {}),",
+                        "engine_from_config({\"sqlalchemy.url\": \"\(theirs.url)\"},")
+        let before = (try ours.state(), try theirs.state())
+        let r = try p.migsnap("upgrade", "--url", ours.url)
+        #expect(r.status == 4, "\(r.output)")
+        #expect(r.stderr.contains("/\(ours.name)") && r.stderr.contains("/\(theirs.name)"), "both named: \(r.stderr)")
+        #expect(!r.output.contains(ours.password))
+        #expect(try ours.state() == before.0 && theirs.state() == before.1)
+        #expect(!FileManager.default.fileExists(atPath: p.store))
+    }
+}
