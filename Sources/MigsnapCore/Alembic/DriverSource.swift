@@ -104,6 +104,20 @@ class _Seen(BaseException):
         self.url = url
 
 
+def _without_password(url):
+    """The URL without its password; a relative SQLite path made absolute."""
+    database = url.database
+    if url.get_backend_name() == "sqlite" and database and database != ":memory:" and not database.startswith("file:"):
+        database = os.path.abspath(database)
+    if hasattr(url, "set"):
+        return url.set(password=None, database=database).render_as_string(hide_password=False)
+    import copy  # SQLAlchemy < 1.4: URL objects are mutable
+
+    url = copy.copy(url)
+    url.password, url.database = None, database
+    return str(url)
+
+
 def _check():
     original = Engine.connect
 
@@ -114,11 +128,7 @@ def _check():
     try:
         command.current(_config("current"))
     except _Seen as seen:
-        url = seen.url.set(password=None)
-        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
-                and not url.database.startswith("file:"):
-            url = url.set(database=os.path.abspath(url.database))
-        return url.render_as_string(hide_password=False)
+        return _without_password(seen.url)
     finally:
         Engine.connect = original
     raise RuntimeError("env.py did not connect to a database during `alembic current`")
