@@ -47,14 +47,14 @@ extension Migsnap {
                 let options = UpgradeOptions(target: target, once: once, restoreOnFailure: !noRestoreOnFailure, force: force)
                 // A broken policy file must stop the run before any migration, not after.
                 let policy = noPrune ? nil : try context.config.retentionPolicy()
-                // Alembic that cannot start, or env.py that connects elsewhere, stops the run before
-                // anything is written, the store included.
                 let alembic = context.alembic()
-                if !dryRun { try alembic.prepare(log: Terminal.err) }
-                let lock = dryRun ? nil : try context.store.lock(purpose: "upgrade \(target)", wait: 10)
                 let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(using: alembic),
                                                  versionTable: context.config.versionTable, alembic: alembic,
                                                  log: Terminal.err)
+                // Alembic that cannot start, or env.py that connects elsewhere, stops the run before
+                // anything is written, the store included. Nothing pending: no Python is started.
+                if !dryRun, try !operation.upgradePlan(options).steps.isEmpty { try alembic.prepare(log: Terminal.err) }
+                let lock = dryRun ? nil : try context.store.lock(purpose: "upgrade \(target)", wait: 10)
                 let plan = try operation.upgradePlan(options)
                 if dryRun {
                     if output.json { try Terminal.printJSON(DryRun(current: plan.current, steps: plan.steps)) } else { Terminal.out(Render.upgradePlan(plan)) }

@@ -168,6 +168,9 @@ def _run(verb, revision):
     getattr(command, verb)(_config(verb, revision), revision)
 
 
+if _debug:
+    sys.stderr.write("migsnap-driver: pid %d started\n" % os.getpid())
+    sys.stderr.flush()
 _answer("ready " + getattr(alembic, "__version__", "?"))
 while True:
     line = _commands.readline()

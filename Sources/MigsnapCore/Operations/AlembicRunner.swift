@@ -19,6 +19,8 @@ public final class AlembicRunner {
     private enum State {
         case unprepared
         case perStep
+        /// Started for the revision map; the database not checked yet.
+        case started(AlembicDriver)
         case driven(AlembicDriver)
     }
 
@@ -48,16 +50,25 @@ public final class AlembicRunner {
     /// before the first change. Throws `.invalidInput` (exit 2) when Alembic cannot start and
     /// `.refused` (exit 4) when env.py connects to another database than `database`.
     public func prepare(log: (String) -> Void) throws {
-        guard case .unprepared = state else { return }
-        if let off = environment["MIGSNAP_NO_DRIVER"], !off.isEmpty {
+        let driver: AlembicDriver
+        switch state {
+        case .perStep, .driven:
+            return
+        case _ where !(environment["MIGSNAP_NO_DRIVER"] ?? "").isEmpty:
+            finish()
             state = .perStep
             return
+        case .started(let running):
+            driver = running
+        case .unprepared:
+            guard let started = try startDriver() else {
+                log("Notice: `\(command.joined(separator: " "))` is not a Python Alembic migsnap can drive; running it once per step.")
+                state = .perStep
+                return
+            }
+            driver = started
         }
-        guard let driver = try startDriver() else {
-            log("Notice: `\(command.joined(separator: " "))` is not a Python Alembic migsnap can drive; running it once per step.")
-            state = .perStep
-            return
-        }
+        state = .unprepared
         switch try driver.request("check") {
         case .ok(let connected):
             if let database { try Self.require(connected, is: database, workingDirectory: workingDirectory) }
@@ -76,12 +87,16 @@ public final class AlembicRunner {
     /// started for it.
     public func revisionMap() throws -> [RevisionScript] {
         let driver: AlembicDriver
-        if case .driven(let running) = state {
+        switch state {
+        case .driven(let running), .started(let running):
             driver = running
-        } else if let started = try startDriver() {
+        case .unprepared, .perStep:
+            guard let started = try startDriver() else {
+                throw MigsnapError.invalidInput("`\(command.joined(separator: " "))` is not a Python Alembic migsnap can drive.")
+            }
             driver = started
-        } else {
-            throw MigsnapError.invalidInput("`\(command.joined(separator: " "))` is not a Python Alembic migsnap can drive.")
+            // Kept for prepare(), so that an upgrade starts Python once.
+            if case .unprepared = state { state = .started(started) }
         }
         switch try driver.request("revisions") {
         case .ok(let json):
@@ -111,7 +126,10 @@ public final class AlembicRunner {
 
     /// Ends the warm Alembic, if one runs, and waits until it has gone.
     public func finish() {
-        if case .driven(let driver) = state { driver.stop() }
+        switch state {
+        case .driven(let driver), .started(let driver): driver.stop()
+        case .unprepared, .perStep: break
+        }
         state = .unprepared
     }
 
