@@ -36,6 +36,8 @@ final class AlembicDriver {
             throw error
         }
         var env = environment
+        // For PR_SET_PDEATHSIG in the driver. Linux sends it when the spawning *thread* exits;
+        // the CLI starts the driver from its main thread, which lives as long as migsnap.
         if launch.directChild { env["MIGSNAP_DRIVER_PARENT"] = String(getpid()) }
         if let head = launch.searchPathHead { env["MIGSNAP_DRIVER_SYSPATH0"] = head }
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
