@@ -12,9 +12,10 @@ extension Migsnap {
             database would be at, atomically, after printing the plan and taking a safety snapshot. \
             If there is no such snapshot it says so and falls back to `alembic downgrade TARGET` \
             (after a pre-downgrade safety snapshot), which does not bring back deleted rows; \
-            --no-fallback refuses instead. If that downgrade fails half way, the pre-downgrade \
-            snapshot is restored (--no-restore-on-failure leaves the database as Alembic left it). \
-            A TARGET the database is already at is a no-op.
+            --no-fallback refuses instead. Before that safety snapshot, migsnap checks that env.py \
+            connects to the database it snapshots (exit 4 if not). If that downgrade fails half \
+            way, the pre-downgrade snapshot is restored (--no-restore-on-failure leaves the \
+            database as Alembic left it). A TARGET the database is already at is a no-op.
 
             An undone migration that lost data (it dropped a table or a column, or left fewer \
             rows, as far as the snapshots around its step show) is guarded: `upgrade` refuses to \

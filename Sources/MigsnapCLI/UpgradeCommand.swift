@@ -17,6 +17,11 @@ extension Migsnap {
             snapshot, Alembic must start (`alembic --version`) and the migration directories must \
             exist; otherwise it exits 2 with nothing written.
 
+            The project's Alembic Python is started once for all steps (see the README for how \
+            the interpreter is found; MIGSNAP_NO_DRIVER=1 runs Alembic once per step instead). \
+            Before anything is written, migsnap checks that Alembic starts (exit 2 if not) and \
+            that env.py connects to the database migsnap snapshots (exit 4 if not).
+
             TARGET is anything `alembic upgrade` takes: head (default), heads, a revision or a \
             unique prefix, +N, REV+N, branch@head. Nothing pending: no snapshot is taken.
 
@@ -49,8 +54,9 @@ extension Migsnap {
                 // A broken policy file must stop the run before any migration, not after.
                 let policy = noPrune ? nil : try context.config.retentionPolicy()
                 try context.config.requireMigrationDirectories()
-                let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
-                                                 versionTable: context.config.versionTable, alembic: context.alembic(),
+                let alembic = context.alembic()
+                let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(using: alembic),
+                                                 versionTable: context.config.versionTable, alembic: alembic,
                                                  log: Terminal.err)
                 if dryRun {
                     let plan = try operation.upgradePlan(options)
@@ -64,12 +70,13 @@ extension Migsnap {
                     if let refused { throw MigrationRun.refusal(refused) }
                     return
                 }
-                // Nothing is written before a plan with steps and an Alembic that starts: not the
-                // store, not its lock, not a first deploy's database.
+                // Nothing is written before a plan with steps, an Alembic that starts and an env.py
+                // that connects to this database: not the store, not its lock, not a first deploy's
+                // database. Nothing pending: no Python is started.
                 let preliminary = try operation.upgradePlan(options)
                 var lock: StoreLock?
                 if !preliminary.steps.isEmpty {
-                    try operation.alembic.checkStarts()
+                    try alembic.prepare(log: Terminal.err)
                     lock = try context.store.lock(purpose: "upgrade \(target)", wait: 10)
                 }
                 // Planned again under the database lock: a run of another store may have moved the

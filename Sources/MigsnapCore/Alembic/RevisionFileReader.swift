@@ -29,6 +29,15 @@ public struct RevisionScript: Sendable, Equatable {
 /// Reads revision files the way Alembic's ScriptDirectory finds them, but statically: the
 /// project's Python is never run.
 public enum RevisionFileReader {
+    /// A value only Python can compute (an imported constant, an expression): `load` throws it so
+    /// that the caller can ask Alembic for its own map instead; `parse` throws `error`.
+    public struct ComputedValue: Error, Sendable {
+        public var path: String
+        public var line: Int
+        public var name: String
+        public var error: MigsnapError
+    }
+
     /// Every `*.py` revision file in the version locations, in Alembic's load order: each directory's
     /// files sorted by name, subdirectories (when recursive) sorted and walked depth first.
     /// `__init__*` and editor lock files (`.#*`) are skipped, as are `__pycache__` directories;
@@ -52,7 +61,7 @@ public enum RevisionFileReader {
                     throw MigsnapError.invalidInput(
                         "\(path) is not UTF-8 text", hint: "Save the revision file as UTF-8, as Python expects.")
                 }
-                var script = try parse(source: source, path: path)
+                var script = try read(source: source, path: path)
                 script.contentSHA256 = Hashing.sha256(of: data)
                 scripts.append(script)
             }
@@ -120,6 +129,14 @@ public enum RevisionFileReader {
     /// assignments (plain or annotated; the last one wins, as when Python runs the module) and the
     /// docstring. A value that is not a literal is an error naming the file and line.
     public static func parse(source: String, path: String) throws -> RevisionScript {
+        do {
+            return try read(source: source, path: path)
+        } catch let computed as ComputedValue {
+            throw computed.error
+        }
+    }
+
+    private static func read(source: String, path: String) throws -> RevisionScript {
         let lines: [PythonSourceScanner.LogicalLine]
         do {
             lines = try PythonSourceScanner.logicalLines(source)
@@ -214,9 +231,9 @@ public enum RevisionFileReader {
     }
 
     private static func literal(_ tokens: Tokens, name: String, path: String, line: Int) throws -> Value {
-        let unreadable = MigsnapError.invalidInput(
+        let unreadable = ComputedValue(path: path, line: line, name: name, error: .invalidInput(
             "\(path):\(line): cannot read \(name) without running Python; migsnap reads only literal values",
-            hint: "Write \(name) as a string, a tuple or list of strings, or None.")
+            hint: "Write \(name) as a string, a tuple or list of strings, or None."))
         if tokens.count == 1, case .name("None") = tokens.first?.kind { return .none }
         if let string = concatenatedString(tokens) { return .string(string) }
 

@@ -1,10 +1,25 @@
 import Foundation
 
 extension Configuration {
-    /// The project's revision graph, read from its migration files.
-    public func revisionGraph() throws -> RevisionGraph {
+    /// The project's revision graph, read from its migration files without running Python. Where
+    /// a file computes a value (an imported constant), Alembic's own revision map instead, from
+    /// `alembic` when it is running (else a driver started for it), saying so on `log`.
+    public func revisionGraph(using alembic: AlembicRunner? = nil,
+                              log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws -> RevisionGraph {
         let locations = try requireVersionLocations()
-        return try RevisionGraph(RevisionFileReader.load(versionLocations: locations, recursive: recursiveVersionLocations))
+        do {
+            return try RevisionGraph(RevisionFileReader.load(versionLocations: locations, recursive: recursiveVersionLocations))
+        } catch let computed as RevisionFileReader.ComputedValue {
+            let scripts: [RevisionScript]
+            do {
+                scripts = try (alembic ?? AlembicRunner(configuration: self, databaseURLOverride: nil)).revisionMap()
+            } catch let error as MigsnapError {
+                throw MigsnapError.invalidInput("\(computed.error.message), and Alembic's own revision map is not available either: \(error.message)",
+                                                hint: computed.error.hint)
+            }
+            log("Notice: \(computed.path):\(computed.line) computes \(computed.name); planning from Alembic's own revision map (the project's Python).")
+            return try RevisionGraph(scripts)
+        }
     }
 }
 

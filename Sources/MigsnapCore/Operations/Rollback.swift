@@ -64,6 +64,9 @@ extension MigrationRun {
         case .restore(let operation, let prepared):
             return try operation.apply(prepared, progress: progress)
         case .downgrade:
+            // Alembic that cannot start, or env.py that connects elsewhere, stops here: nothing written.
+            try alembic.prepare(log: log)
+            defer { alembic.finish() }
             let safety: Manifest
             do {
                 safety = try TakeSnapshot.run(engine: engine, store: store, versionTable: versionTable,
@@ -76,7 +79,7 @@ extension MigrationRun {
             let judge = try LossJudge.of(engine, store: store, current: plan.current, safety: safety, versionTable: versionTable)
             let guardsBefore = try book.record(undone: plan.undone, target: plan.target, graph: graph, judge: judge, by: "rollback \(target)")
             do {
-                try alembic.run(["downgrade", target])
+                try alembic.downgrade(target)
                 let now = try engine.currentRevisions(versionTable: versionTable)
                 guard now == plan.target else {
                     throw MigsnapError.failed("Alembic exited 0 but the version table says \(Revisions.describe(now)), not \(Revisions.describe(plan.target)).")

@@ -33,7 +33,7 @@ public struct UpgradeOptions: Sendable {
 
 /// `alembic upgrade` with a snapshot before every step. Alembic has no hook that runs before a
 /// step (`on_version_apply` runs after it, inside its transaction), so the steps are planned here
-/// and Alembic is run once per step.
+/// and Alembic is asked for one step at a time (one warm Alembic for the whole run, see AlembicRunner).
 extension MigrationRun {
     public func upgradePlan(_ options: UpgradeOptions) throws -> UpgradePlan {
         let current = try engine.databaseExists() ? engine.currentRevisions(versionTable: versionTable) : []
@@ -64,6 +64,8 @@ extension MigrationRun {
     /// restored (unless disabled) and the error says where the database is.
     public func upgrade(_ plan: UpgradePlan, options: UpgradeOptions, progress: ProgressReporter) throws -> [Manifest] {
         try checkGuards(plan, force: options.force)
+        try alembic.prepare(log: log)
+        defer { alembic.finish() }
         var taken: [Manifest] = []
         let batches: [(from: [String], to: String, argument: String)] = options.once
             ? [(plan.current, plan.steps.last!.to, options.target)]
@@ -82,7 +84,7 @@ extension MigrationRun {
             taken.append(snapshot)
             log("\(label): snapshot \(snapshot.id) taken; running \(alembic.describe(["upgrade", step.argument]))")
             do {
-                try alembic.run(["upgrade", step.argument])
+                try alembic.upgrade(step.argument)
                 let now = try engine.currentRevisions(versionTable: versionTable)
                 guard now.contains(step.to) || (options.once && Set(plan.target).isSubset(of: now)) else {
                     throw MigsnapError.failed("Alembic exited 0 but the version table says \(Revisions.describe(now)), not \(step.to).")
