@@ -143,3 +143,81 @@ struct DiffTests {
         #expect(try p.migsnap("diff", id, "--table", "customers", "--limit", "2").status == 64)
     }
 }
+
+@Suite("diff on generated data, against counts the test computes in SQL itself")
+struct DiffReferenceTests {
+    @Test(arguments: [1, 2, 3])
+    func countsMatchTheReference(seed: Int) throws {
+        let p = try Project().seeded()
+        // Random rows with NULLs and duplicates; then random deletes, updates (some to NULL) and inserts.
+        try p.python("-c", """
+            import random, sqlite3, sys
+            random.seed(\(seed))
+            db = sqlite3.connect(sys.argv[1])
+            pick = lambda: random.choice([None, 1, 2, 'x', 'y', 2.5])
+            with db:
+                db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v, w)")
+                db.execute("CREATE TABLE pair (a TEXT, b INTEGER, v, PRIMARY KEY (a, b))")
+                db.execute("CREATE TABLE bag (v, w)")
+                for i in range(1, 2001):
+                    db.execute("INSERT INTO t VALUES (?, ?, ?)", (i, pick(), pick()))
+                    db.execute("INSERT INTO pair VALUES (?, ?, ?)", (str(i % 37), i, pick()))
+                    db.execute("INSERT INTO bag VALUES (?, ?)", (pick(), pick()))
+            """, p.database)
+        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try p.python("-c", """
+            import random, sqlite3, sys
+            random.seed(\(seed) + 100)
+            db = sqlite3.connect(sys.argv[1])
+            pick = lambda: random.choice([None, 1, 2, 'x', 'y', 2.5])
+            with db:
+                for _ in range(300):
+                    op = random.random()
+                    i = random.randint(1, 2600)
+                    if op < 0.3:
+                        db.execute("DELETE FROM t WHERE id = ?", (i,))
+                        db.execute("DELETE FROM pair WHERE b = ?", (i,))
+                        db.execute("DELETE FROM bag WHERE rowid = ?", (i,))
+                    elif op < 0.7:
+                        db.execute("UPDATE t SET v = ? WHERE id = ?", (pick(), i))
+                        db.execute("UPDATE pair SET v = ? WHERE b = ?", (pick(), i))
+                    else:
+                        db.execute("INSERT OR IGNORE INTO t VALUES (?, ?, ?)", (i, pick(), pick()))
+                        db.execute("INSERT OR IGNORE INTO pair VALUES (?, ?, ?)", (str(i % 37), i, pick()))
+                        db.execute("INSERT INTO bag VALUES (?, ?)", (pick(), pick()))
+            """, p.database)
+
+        let m = try #require(try p.manifests().first)
+        let copy = p.dir + "/a.db"
+        #expect(try run("/bin/sh", ["-c", "gunzip -c '\(p.store)/\(m["file"] as! String)' > '\(copy)'"], in: p.dir).status == 0)
+        func reference(_ sql: String) throws -> Int {
+            Int(try p.sqlite("ATTACH '\(copy)' AS a; " + sql)) ?? -1
+        }
+        let report = try #require(try p.json(try p.ok("diff", id, "--json").stdout) as? [String: Any])
+        let tables = try #require(report["tables"] as? [[String: Any]])
+        func counts(_ name: String) -> [Int?] {
+            let t = tables.first { $0["name"] as? String == name }
+            return ["only_in_a", "only_in_b", "changed"].map { t?[$0] as? Int }
+        }
+        for (table, key) in [("t", "id"), ("pair", "a, b")] {
+            // INTERSECT and EXCEPT treat NULLs as equal: rows on both sides minus identical rows are the changed ones.
+            let expected = [
+                try reference("SELECT count(*) FROM (SELECT \(key) FROM a.\(table) EXCEPT SELECT \(key) FROM main.\(table))"),
+                try reference("SELECT count(*) FROM (SELECT \(key) FROM main.\(table) EXCEPT SELECT \(key) FROM a.\(table))"),
+                try reference("SELECT (SELECT count(*) FROM (SELECT \(key) FROM a.\(table) INTERSECT SELECT \(key) FROM main.\(table)))"
+                              + " - (SELECT count(*) FROM (SELECT * FROM a.\(table) INTERSECT SELECT * FROM main.\(table)))"),
+            ]
+            #expect(counts(table) == expected.map { $0 }, "\(table)")
+            #expect(expected.allSatisfy { $0 > 0 }, "the generated changes touch every kind in \(table)")
+        }
+        // A multiset, computed in Python: the excess of each distinct row on each side.
+        let bag = try run(p.venv + "/bin/python", ["-c", """
+            import collections, sqlite3, sys
+            rows = lambda path: collections.Counter(sqlite3.connect(path).execute("SELECT v, w FROM bag").fetchall())
+            a, b = rows(sys.argv[1]), rows(sys.argv[2])
+            print(sum((a - b).values()), sum((b - a).values()), 0)
+            """, copy, p.database], in: p.dir)
+        #expect(bag.status == 0, "\(bag.output)")
+        #expect(counts("bag").map { $0.map(String.init) ?? "nil" }.joined(separator: " ") == bag.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+}
