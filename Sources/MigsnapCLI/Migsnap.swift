@@ -16,7 +16,7 @@ public struct Migsnap: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             UpgradeCommand.self, RollbackCommand.self, SnapshotCommand.self, ListCommand.self, ShowCommand.self, VerifyCommand.self,
-            RestoreCommand.self, PruneCommand.self, PinCommand.self, UnpinCommand.self, StatusCommand.self, UnguardCommand.self, CopyCommand.self, HookCommand.self,
+            RestoreCommand.self, PruneCommand.self, PinCommand.self, UnpinCommand.self, StatusCommand.self, UnguardCommand.self, CopyCommand.self, HookCommand.self, DiffCommand.self,
         ]
     )
 

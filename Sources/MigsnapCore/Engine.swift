@@ -137,6 +137,12 @@ public protocol DatabaseEngine: AnyObject {
     /// (SQLite: a staging file in the same directory; PostgreSQL: a scratch database), without
     /// touching the live database. Content problems are `.verificationFailed`.
     func stageRestore(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore
+
+    /// Compares the snapshot in payload `a` with the one in payload `b`, or with the live database
+    /// when `b` is nil, per table by primary key (see `DatabaseDiff`). Payloads are checked as by
+    /// `inspect` and unpacked into `scratch`; the live database is only read. Memory does not
+    /// grow with the tables. An engine that cannot compare yet throws `.invalidInput`.
+    func diff(_ a: URL, with b: URL?, scratch: ScratchSpace, scope: DiffScope, progress: ProgressReporter) throws -> DatabaseDiff
 }
 
 /// A verified copy of a snapshot, ready to replace the live database. Dropped when released

@@ -19,6 +19,8 @@ final class Connection {
         case readOnly
         case readWrite
         case create
+        /// An empty in-memory database that reads others through `ATTACH 'file:…?mode=ro'`.
+        case memoryAttachingURIs
     }
 
     init(path: String, mode: Mode) throws {
@@ -26,6 +28,7 @@ final class Connection {
         case .readOnly: SQLITE_OPEN_READONLY
         case .readWrite: SQLITE_OPEN_READWRITE
         case .create: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+        case .memoryAttachingURIs: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_MEMORY | SQLITE_OPEN_URI
         }
         var db: OpaquePointer?
         let rc = sqlite3_open_v2(path, &db, flags, nil)

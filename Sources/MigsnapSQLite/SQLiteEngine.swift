@@ -238,7 +238,7 @@ public final class SQLiteEngine: DatabaseEngine {
     /// Decompresses `payload` to `imagePath` and opens it after SQLite's integrity check passed.
     /// A blocked payload is inflated straight into `imagePath` on `threads` threads, every block's
     /// CRC checked; an old single-stream payload is read as one stream.
-    private static func verifiedImage(of payload: URL, at imagePath: String, threads: Int, progress: ProgressReporter) throws -> Connection {
+    static func verifiedImage(of payload: URL, at imagePath: String, threads: Int, progress: ProgressReporter) throws -> Connection {
         do {
             // Scratch until proven sound; moveIntoPlace fsyncs it if it becomes the database.
             _ = try Gzip.decompress(file: payload.path, to: imagePath, fsync: false, threads: threads) { done in
@@ -312,7 +312,7 @@ public final class SQLiteEngine: DatabaseEngine {
         }
     }
 
-    private static func quote(_ identifier: String) -> String {
+    static func quote(_ identifier: String) -> String {
         "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
@@ -320,7 +320,7 @@ public final class SQLiteEngine: DatabaseEngine {
 
     /// Runs `body` against the live database and says what a SQLite failure means for it.
     /// `place` is where the writes go, if not into the database itself.
-    private func onLive<T>(writingTo place: String? = nil, _ body: () throws -> T) throws -> T {
+    func onLive<T>(writingTo place: String? = nil, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let failure as SQLiteFailure {
@@ -344,7 +344,7 @@ public final class SQLiteEngine: DatabaseEngine {
     }
 
     /// Runs `body` against a payload's image: any SQLite failure means the payload is not sound.
-    private static func onImage<T>(_ payload: URL?, _ body: () throws -> T) throws -> T {
+    static func onImage<T>(_ payload: URL?, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let failure as SQLiteFailure {
