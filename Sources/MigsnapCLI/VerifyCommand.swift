@@ -29,6 +29,9 @@ extension Migsnap {
             var id: String
             var ok: Bool
             var error: String?
+            /// False when the snapshot could not be checked at all (a full disk, a missing key):
+            /// a failure of the machine or the setup, not of the snapshot.
+            var checked: Bool = true
         }
 
         func run() throws {
@@ -40,6 +43,7 @@ extension Migsnap {
                 // Recording when a restore was proven writes manifests: under the store lock.
                 let lock = restore ? try context.store.lock(purpose: "verify --restore") : nil
                 var results: [Result] = []
+                var unchecked: [MigsnapError] = []
                 if ids.isEmpty {
                     for damaged in scan.damaged {
                         results.append(Result(id: (damaged.file as NSString).lastPathComponent, ok: false, error: damaged.problem))
@@ -58,8 +62,14 @@ extension Migsnap {
                         results.append(Result(id: m.id, ok: true))
                         if !output.json { Terminal.out("ok      \(m.id)  \(Revisions.describe(m.revisions))\(restore ? "  (restored into a staged copy)" : "")") }
                     } catch let error as MigsnapError {
-                        results.append(Result(id: m.id, ok: false, error: error.message))
-                        if !output.json { Terminal.out("FAILED  \(m.id)  \(error.message)") }
+                        if case .verificationFailed = error {
+                            results.append(Result(id: m.id, ok: false, error: error.message))
+                            if !output.json { Terminal.out("FAILED  \(m.id)  \(error.message)") }
+                        } else {
+                            results.append(Result(id: m.id, ok: false, error: error.message, checked: false))
+                            unchecked.append(error)
+                            if !output.json { Terminal.out("ERROR   \(m.id)  could not be checked: \(error.message)") }
+                        }
                     }
                 }
                 if output.json {
@@ -68,7 +78,14 @@ extension Migsnap {
                     Terminal.out("No snapshots to verify in \(context.store.location).")
                 }
                 withExtendedLifetime(lock) {}
-                let failed = results.filter { !$0.ok }.count
+                let failed = results.filter { !$0.ok && $0.checked }.count
+                if failed == 0, let first = unchecked.first {
+                    let message = "\(unchecked.count) of \(results.count) snapshot(s) could not be checked; that says nothing against the snapshots themselves: \(first.message)"
+                    switch first {
+                    case .invalidInput: throw MigsnapError.invalidInput(message, hint: first.hint)
+                    default: throw MigsnapError.failed(message, hint: first.hint ?? "Free some disk space (or fix what the error names) and run verify again.")
+                    }
+                }
                 if failed > 0 {
                     throw MigsnapError.verificationFailed("\(failed) of \(results.count) snapshot(s) failed verification.",
                                                           hint: "Do not restore a failed snapshot; take a new one with `migsnap snapshot`.")
