@@ -97,6 +97,29 @@ struct S3EndToEndTests {
         try p.ok("upgrade")
     }
 
+    @Test func twoDeploysFromTwoDirectoriesAgainstOneBucket() throws {
+        let bucket = try Bucket()
+        let db = try PostgresDatabase()
+        let deploys = try (0..<2).map { _ in try Project.postgres(db) }
+        for d in deploys {
+            d.environment.merge(bucket.environment) { $1 }
+            d.environment["MIGSNAP_STORE"] = bucket.store()
+        }
+        nonisolated(unsafe) var results = [RunResult?](repeating: nil, count: 2)
+        nonisolated(unsafe) let both = deploys
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let r = try? both[i].migsnap("upgrade")
+            lock.lock(); results[i] = r; lock.unlock()
+        }
+        let statuses = results.map { $0?.status ?? -1 }
+        #expect(statuses.allSatisfy { $0 == 0 || $0 == 4 } && statuses.contains(0), "\(results.map { $0?.output ?? "" })")
+        #expect(try db.psql("SELECT version_num FROM alembic_version") == "0003")
+        // One run took the steps, each with one snapshot; the other waited and found nothing to do, or was refused.
+        let reasons = try deploys[0].manifests().map { $0["reason"] as? String }
+        #expect(reasons.filter { $0 == "pre-upgrade" }.count == 3, "\(reasons)")
+    }
+
     @Test func faultsAreOneLineErrorsAndChangeNothing() throws {
         let bucket = try Bucket()
         let p = try Project().seeded()
