@@ -108,8 +108,6 @@ public protocol DatabaseEngine: AnyObject {
     var kind: EngineKind { get }
     /// For manifests, logs and errors: never a password.
     var redactedLocation: String { get }
-    /// The stored file's extension, e.g. `sqlite.gz` or `pgdump`.
-    var payloadExtension: String { get }
 
     /// Whether the database exists (a SQLite file that is not there yet is a first deploy).
     func databaseExists() throws -> Bool

@@ -35,7 +35,6 @@ public final class PostgresEngine: DatabaseEngine {
 
     public var kind: EngineKind { .postgresql }
     public var redactedLocation: String { target.redacted }
-    public var payloadExtension: String { "pgdump" }
 
     /// libpq's default: the database named like the user, who defaults to the OS user.
     var databaseName: String {

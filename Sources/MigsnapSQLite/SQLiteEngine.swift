@@ -24,7 +24,6 @@ public final class SQLiteEngine: DatabaseEngine {
 
     public var kind: EngineKind { .sqlite }
     public var redactedLocation: String { path }
-    public var payloadExtension: String { "sqlite.gz" }
 
     /// Pages copied per backup step while snapshotting: a few MiB, so progress moves smoothly.
     private static let snapshotPagesPerStep: Int32 = 1024

@@ -17,7 +17,7 @@ struct SQLiteEngineTests {
     }
 
     private func payload(_ name: String = "snap") -> URL {
-        URL(fileURLWithPath: directory.file("\(name).\(engine.payloadExtension)"))
+        URL(fileURLWithPath: directory.file("\(name).\(engine.kind.payloadExtension)"))
     }
 
     private func snapshot(_ name: String = "snap") throws -> (URL, SnapshotCapture) {
