@@ -382,9 +382,9 @@ public final class SnapshotStore {
     /// With `decrypt: false` an encrypted payload comes back as stored, checked but not decrypted.
     public func localPayload(_ manifest: Manifest, scratch: ScratchSpace, progress: ProgressReporter = SilentProgress(),
                              decrypt: Bool = true) throws -> URL {
-        let fetched: String
+        let object: FetchedObject
         do {
-            fetched = try backend.fetch(manifest.file, into: scratch) { done in
+            object = try backend.fetch(manifest.file, into: scratch) { done in
                 progress.update(phase: "fetch \(manifest.id)", done: done, total: manifest.storedBytes)
             }
         } catch let error as MigsnapError {
@@ -394,7 +394,8 @@ public final class SnapshotStore {
             throw error.prefixed("Snapshot \(manifest.id)")
         }
         progress.finish()
-        try Self.verifyChecksum(manifest, file: fetched, location: payloadLocation(manifest)) { done in
+        let fetched = object.path
+        try Self.verifyChecksum(manifest, file: fetched, location: payloadLocation(manifest), known: object.sha256) { done in
             progress.update(phase: "checksum \(manifest.id)", done: done, total: manifest.storedBytes)
         }
         progress.finish()
@@ -414,7 +415,9 @@ public final class SnapshotStore {
     }
 
     /// Checks a local copy of a payload against the manifest's size and SHA-256.
-    static func verifyChecksum(_ manifest: Manifest, file: String, location: String, progress: ((Int64) -> Void)? = nil) throws {
+    /// `known` is the file's SHA-256 where it was computed as the file was written (a download).
+    static func verifyChecksum(_ manifest: Manifest, file: String, location: String, known: String? = nil,
+                               progress: ((Int64) -> Void)? = nil) throws {
         guard let size = FileSystem.fileSize(file) else {
             throw MigsnapError.verificationFailed("Snapshot \(manifest.id): its file \(location) is missing.")
         }
@@ -422,7 +425,7 @@ public final class SnapshotStore {
             throw MigsnapError.verificationFailed(
                 "Snapshot \(manifest.id): its file is \(size) bytes, the manifest says \(manifest.storedBytes) (truncated or replaced).")
         }
-        let sum = try Hashing.sha256(ofFile: file, progress: progress)
+        let sum = try known ?? Hashing.sha256(ofFile: file, progress: progress)
         guard sum == manifest.sha256 else {
             throw MigsnapError.verificationFailed("Snapshot \(manifest.id): checksum mismatch, the file is corrupted.",
                                                   hint: "Restore another snapshot; `migsnap verify` checks them all.")

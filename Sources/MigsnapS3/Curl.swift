@@ -1,4 +1,5 @@
 import CCurl
+import Crypto
 import Foundation
 import MigsnapCore
 
@@ -29,6 +30,8 @@ struct HTTPResponse: Sendable {
     /// Names lowercased; the last of repeated headers.
     var headers: [String: String]
     var body: Data
+    /// With a file sink: the SHA-256 of what was written to it, hex, computed as it arrived.
+    var sinkSHA256: String? = nil
 }
 
 /// A transfer that ended without an HTTP response: libcurl's code and its words for it.
@@ -114,7 +117,8 @@ final class CurlHandle {
         }
         var status = 0
         migsnap_curl_getinfo_long(raw, CURLINFO_RESPONSE_CODE, &status)
-        return HTTPResponse(status: status, headers: transfer.headers, body: transfer.received)
+        return HTTPResponse(status: status, headers: transfer.headers, body: transfer.received,
+                            sinkSHA256: transfer.sinkPath == nil ? nil : transfer.sinkDigest())
     }
 }
 
@@ -130,7 +134,10 @@ private final class Transfer {
     var failure: MigsnapError?
     private var sourceFD: Int32 = -1
     private var sinkFD: Int32 = -1
-    private let sinkPath: String?
+    let sinkPath: String?
+    /// What reached the sink file, hashed as it was written: the store checks a download against
+    /// its manifest without reading the file a second time.
+    private var sinkHasher = SHA256()
 
     init(body: RequestBody, sink: ResponseSink, progress: ((Int64) -> Void)?) throws {
         self.body = body
@@ -183,9 +190,14 @@ private final class Transfer {
             }
             offset += n
         }
+        sinkHasher.update(bufferPointer: bytes)
         written += Int64(bytes.count)
         progress?(written)
         return true
+    }
+
+    func sinkDigest() -> String {
+        sinkHasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
     /// Up to `capacity` body bytes to send; 0 at the end, nil on a read error.

@@ -93,10 +93,10 @@ public final class S3Backend: StoreBackend {
         }
     }
 
-    public func fetch(_ name: String, into scratch: ScratchSpace, progress: ((Int64) -> Void)?) throws -> String {
+    public func fetch(_ name: String, into scratch: ScratchSpace, progress: ((Int64) -> Void)?) throws -> FetchedObject {
         try ObjectName.check(name)
         let path = scratch.file(name)
-        guard try client.getObject(bucket: s3.bucket, key: s3.key(name), into: path, progress: progress) else {
+        guard let sha256 = try client.download(bucket: s3.bucket, key: s3.key(name), into: path, progress: progress) else {
             throw MigsnapError.verificationFailed("The store object \(name) is missing from \(location).")
         }
         // An empty object sends no body, so no file was made for it.
@@ -105,7 +105,7 @@ public final class S3Backend: StoreBackend {
             guard fd >= 0 else { throw FileSystem.osError("create \(path)") }
             close(fd)
         }
-        return path
+        return FetchedObject(path: path, sha256: sha256)
     }
 
     public func readRange(_ name: String, offset: Int64, length: Int64) throws -> Data {

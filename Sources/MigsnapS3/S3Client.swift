@@ -26,6 +26,8 @@ public struct S3Reply: Sendable {
     /// The server's clock when it answered (the `Date` header).
     public var serverDate: Date?
     public var lastModified: Date?
+    /// With a file sink: the SHA-256 of the bytes written to the file, computed as they arrived.
+    public var sinkSHA256: String? = nil
 }
 
 /// S3 requests over libcurl: signed with SigV4, path-style, retried with backoff on 5xx and on
@@ -73,9 +75,17 @@ public final class S3Client: @unchecked Sendable {
 
     /// Streams the object into `file` (created 0600, replaced). False when there is no such key.
     public func getObject(bucket: String, key: String, into file: String, progress: ((Int64) -> Void)? = nil) throws -> Bool {
+        try download(bucket: bucket, key: key, into: file, progress: progress) != nil
+    }
+
+    /// Downloads into `file` and returns the SHA-256 of the bytes written, computed on the way;
+    /// nil when there is no such key.
+    public func download(bucket: String, key: String, into file: String, progress: ((Int64) -> Void)? = nil) throws -> String? {
         let reply = try send(S3Request(method: "GET", bucket: bucket, key: key), sink: .file(file), progress: progress,
                              missingKeyIsNil: true)
-        return reply.status != 404
+        guard reply.status != 404 else { return nil }
+        // An empty object writes nothing; its digest is that of no bytes all the same.
+        return reply.sinkSHA256 ?? Hashing.sha256(of: Data())
     }
 
     /// `length` bytes from `offset`, fewer at the end, none past it; nil when there is no such key.
@@ -241,7 +251,8 @@ public final class S3Client: @unchecked Sendable {
             let reply = S3Reply(status: response.status, body: response.body, etag: response.headers["etag"],
                                 contentLength: response.headers["content-length"].flatMap { Int64($0) },
                                 serverDate: response.headers["date"].flatMap(S3Time.http),
-                                lastModified: response.headers["last-modified"].flatMap(S3Time.http))
+                                lastModified: response.headers["last-modified"].flatMap(S3Time.http),
+                                sinkSHA256: response.sinkSHA256)
             if (200..<300).contains(response.status) { return reply }
             if response.status == 404 && missingKeyIsNil {
                 if errorCode(response.body) == "NoSuchBucket" { throw error(for: response, request) }

@@ -120,6 +120,26 @@ struct S3EndToEndTests {
         #expect(reasons.filter { $0 == "pre-upgrade" }.count == 3, "\(reasons)")
     }
 
+    @Test func aPayloadChangedInTheBucketIsCaughtBeforeTheDatabaseIsTouched() throws {
+        let bucket = try Bucket()
+        let p = try Project().seeded()
+        p.environment.merge(bucket.environment) { $1 }
+        p.environment["MIGSNAP_STORE"] = bucket.store()
+        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try p.alembic("upgrade", "head")
+        let after = try p.dump()
+        // Someone with write access to the bucket replaces the payload by one of the same size.
+        let name = try #require(try bucket.names().first { $0.hasPrefix(id) && $0.hasSuffix(".gz") })
+        let client = try S3Client(configuration: S3Configuration.fromEnvironment(bucket.environment))
+        var bytes = try #require(try client.getObject(bucket: bucket.name, key: "shop/" + name)?.body)
+        bytes[bytes.count / 2] ^= 0x20
+        _ = try client.putObject(bucket: bucket.name, key: "shop/" + name, data: bytes)
+        let r = try p.migsnap("restore", id, "--yes")
+        #expect(r.status == 3 && r.stderr.contains("checksum"), "\(r.output)")
+        #expect(try p.dump() == after)
+        #expect(try p.migsnap("verify").status == 3)
+    }
+
     @Test func faultsAreOneLineErrorsAndChangeNothing() throws {
         let bucket = try Bucket()
         let p = try Project().seeded()

@@ -66,8 +66,9 @@ import Testing
         var lastReceived: Int64 = 0
         let fetched = try backend.fetch("big.sqlite.gz", into: scratch) { lastReceived = $0 }
         #expect(lastReceived == Int64(size))
-        #expect(FileSystem.permissions(fetched) == 0o600)
-        #expect(try Hashing.sha256(ofFile: fetched) == Hashing.sha256(ofFile: file))
+        #expect(FileSystem.permissions(fetched.path) == 0o600)
+        #expect(try Hashing.sha256(ofFile: fetched.path) == Hashing.sha256(ofFile: file))
+        #expect(try fetched.sha256 == Hashing.sha256(ofFile: file), "hashed on the way, across parts")
         #expect(try backend.readRange("big.sqlite.gz", offset: Int64(8 << 20) - 3, length: 6)
             == FileHandle(forReadingAtPath: file).map { h in try h.seek(toOffset: UInt64(8 << 20) - 3); return try h.read(upToCount: 6) ?? Data() })
     }
@@ -79,7 +80,8 @@ import Testing
         try backend.upload(file: file, as: "empty.pgdump", progress: nil)
         let scratch = try backend.makeScratch()
         let fetched = try backend.fetch("empty.pgdump", into: scratch, progress: nil)
-        #expect(FileSystem.fileSize(fetched) == 0)
+        #expect(FileSystem.fileSize(fetched.path) == 0)
+        #expect(fetched.sha256 == Hashing.sha256(of: Data()))
         #expect(throws: MigsnapError.self) { _ = try backend.fetch("gone.pgdump", into: scratch, progress: nil) }
     }
 

@@ -82,9 +82,11 @@ struct StoreConformanceTests {
         #expect(try backend.list().first?.size == Int64(data.count))
 
         let reader = try backend.makeScratch()
-        let local = try backend.fetch("20261127-100000-000.sqlite.gz", into: reader, progress: nil)
-        #expect(local.hasPrefix(reader.path))
-        #expect(FileManager.default.contents(atPath: local) == data)
+        let fetched = try backend.fetch("20261127-100000-000.sqlite.gz", into: reader, progress: nil)
+        #expect(fetched.path.hasPrefix(reader.path))
+        #expect(FileManager.default.contents(atPath: fetched.path) == data)
+        // A digest computed on the way, where the backend gives one, is the digest of the bytes.
+        if let sha256 = fetched.sha256 { #expect(sha256 == Hashing.sha256(of: data)) }
 
         #expect(try backend.readRange("20261127-100000-000.sqlite.gz", offset: 0, length: 10) == data.prefix(10))
         #expect(try backend.readRange("20261127-100000-000.sqlite.gz", offset: 1_000_000, length: 4096) == data[1_000_000..<1_004_096])

@@ -164,7 +164,7 @@ public final class DirectoryBackend: StoreBackend {
         progress?(FileSystem.fileSize(path(name)) ?? 0)
     }
 
-    public func fetch(_ name: String, into scratch: ScratchSpace, progress: ((Int64) -> Void)?) throws -> String {
+    public func fetch(_ name: String, into scratch: ScratchSpace, progress: ((Int64) -> Void)?) throws -> FetchedObject {
         try ObjectName.check(name)
         let source = path(name)
         guard isRegularFile(source) else {
@@ -179,7 +179,7 @@ public final class DirectoryBackend: StoreBackend {
             throw FileSystem.osError("link \(source) into the scratch space")
         }
         progress?(FileSystem.fileSize(destination) ?? 0)
-        return destination
+        return FetchedObject(path: destination)
     }
 
     public func readRange(_ name: String, offset: Int64, length: Int64) throws -> Data {

@@ -61,7 +61,7 @@ public protocol StoreBackend: AnyObject {
     /// Puts the object's bytes in a local file inside `scratch` and returns its path: a hard link on
     /// a directory store (no copy, and a concurrent prune cannot pull it away), a download elsewhere.
     /// A missing object is `.verificationFailed`: a listed snapshot without its payload is broken.
-    func fetch(_ name: String, into scratch: ScratchSpace, progress: ((Int64) -> Void)?) throws -> String
+    func fetch(_ name: String, into scratch: ScratchSpace, progress: ((Int64) -> Void)?) throws -> FetchedObject
 
     /// `length` bytes from `offset` (fewer at the end of the object).
     func readRange(_ name: String, offset: Int64, length: Int64) throws -> Data
@@ -80,6 +80,18 @@ public protocol StoreBackend: AnyObject {
     /// Removes what killed runs of this backend left that only it knows of (scratch directories of
     /// dead runs, temporary files, incomplete multipart uploads). Called with the lock held.
     func cleanBackendDebris() throws -> [String]
+}
+
+/// An object's bytes in a local file, and their SHA-256 where the backend computed it on the way
+/// (a download), so that the store need not read the file again to check it.
+public struct FetchedObject: Sendable {
+    public var path: String
+    public var sha256: String?
+
+    public init(path: String, sha256: String? = nil) {
+        self.path = path
+        self.sha256 = sha256
+    }
 }
 
 /// A held store lock. Released by `release()` or when the value is freed.
