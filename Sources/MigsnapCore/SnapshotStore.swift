@@ -318,12 +318,21 @@ public final class SnapshotStore {
             manifest.encryption = PayloadEncryption(format: PayloadEncryption.ageV1, recipients: encryption.recipients.map(\.text))
         }
         manifest.file = ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: manifest.encryption != nil)
-        manifest.sha256 = try Hashing.sha256(ofFile: stored)
         manifest.storedBytes = FileSystem.fileSize(stored) ?? 0
+        // The checksum is computed beside the upload, from a handle opened before the upload may
+        // move the file; the manifest that needs it is written after both.
+        let checksum = try Hashing.sha256InBackground(ofFile: stored)
         try noteChange(ObjectName.manifest(id: manifest.id), nil)
-        try backend.upload(file: stored, as: manifest.file) { done in
-            progress.update(phase: "store", done: done, total: manifest.storedBytes)
+        let total = manifest.storedBytes
+        do {
+            try backend.upload(file: stored, as: manifest.file) { done in
+                progress.update(phase: "store", done: done, total: total)
+            }
+        } catch {
+            _ = try? checksum()
+            throw error
         }
+        manifest.sha256 = try checksum()
         progress.finish()
         try write(manifest)
         return manifest
