@@ -53,8 +53,8 @@ extension Migsnap {
                     Terminal.out("\(outcome.id)  \(outcome.action.rawValue)\(outcome.encrypted ? "  (encrypted)" : "")")
                 }
                 let copied = outcomes.filter { $0.action == .copied }.count
-                Terminal.out(dryRun ? "Dry run: \(outcomes.filter { $0.action == .wouldCopy }.count) snapshot(s) would be copied to \(destination.location); nothing was changed."
-                                    : "Copied \(copied) snapshot(s) to \(destination.location); \(outcomes.count - copied) already there.")
+                Terminal.out(dryRun ? "Dry run: \(UserText.count(outcomes.filter { $0.action == .wouldCopy }.count, "snapshot")) would be copied to \(destination.location); nothing was changed."
+                                    : "Copied \(UserText.count(copied, "snapshot")) to \(destination.location); \(outcomes.count - copied) already there.")
             }
         }
     }

@@ -39,15 +39,15 @@ extension Migsnap {
                 }
                 guard !confirm.dryRun, !removing.isEmpty else {
                     if !output.json {
-                        Terminal.out(confirm.dryRun ? "Dry run: \(removing.count) snapshot(s) would be removed; nothing was changed." : "Nothing to remove.")
+                        Terminal.out(confirm.dryRun ? "Dry run: \(UserText.count(removing.count, "snapshot")) would be removed; nothing was changed." : "Nothing to remove.")
                     }
                     return
                 }
-                try Terminal.confirm("Remove \(removing.count) snapshot(s)?", yes: confirm.yes)
+                try Terminal.confirm("Remove \(UserText.count(removing.count, "snapshot"))?", yes: confirm.yes)
                 let removed = try Prune.apply(decisions, store: context.store)
                 withExtendedLifetime(lock) {}
                 let freed = removed.reduce(Int64(0)) { $0 + $1.storedBytes }
-                Terminal.err("Removed \(removed.count) snapshot(s), \(Format.bytes(freed)) freed.")
+                Terminal.err("Removed \(UserText.count(removed.count, "snapshot")), \(Format.bytes(freed)) freed.")
             }
         }
     }

@@ -8,7 +8,7 @@ extension Migsnap {
             abstract: "Go back like `alembic downgrade`, but with the rows: restore the snapshot at the target revision.",
             discussion: """
             TARGET is what `alembic downgrade` takes: -1 (default), -N, a revision or a unique \
-            prefix, base. migsnap restores the newest snapshot keyed to the revision(s) the \
+            prefix, base. migsnap restores the newest snapshot keyed to the revisions the \
             database would be at, atomically, after printing the plan and taking a safety snapshot. \
             If there is no such snapshot it says so and falls back to `alembic downgrade TARGET` \
             (after a pre-downgrade safety snapshot), which does not bring back deleted rows; \

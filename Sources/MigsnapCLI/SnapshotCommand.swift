@@ -5,7 +5,7 @@ extension Migsnap {
     struct SnapshotCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "snapshot",
-            abstract: "Take a snapshot of the database now, keyed to its current Alembic revision(s).",
+            abstract: "Take a snapshot of the database now, keyed to its current Alembic revisions.",
             discussion: """
             The snapshot is a consistent online copy (SQLite: the backup API; PostgreSQL: pg_dump \
             in the same MVCC snapshot as the revision read), compressed, checksummed and stored \

@@ -101,8 +101,10 @@ extension Migsnap {
                 if output.json {
                     try Terminal.printJSON(Done(current: now, snapshots: taken.map(\.id)))
                 } else {
-                    Terminal.out("Upgraded \(url.redacted) to \(Revisions.describe(now)): \(plan.steps.count) step(s), snapshots \(taken.map(\.id).joined(separator: ", ")).")
-                    if !pruned.isEmpty { Terminal.out("Pruned \(pruned.count) old snapshot(s) per the retention policy.") }
+                    Terminal.out("Upgraded \(url.redacted) to \(Revisions.describe(now)): \(UserText.count(plan.steps.count, "step")), \(taken.count == 1 ? "snapshot" : "snapshots") \(taken.map(\.id).joined(separator: ", ")).")
+                    if !pruned.isEmpty {
+                        Terminal.out("Pruned \(UserText.count(pruned.count, "old snapshot")) per the retention policy: \(pruned.map(\.id).joined(separator: ", ")).")
+                    }
                 }
             }
         }
@@ -144,8 +146,7 @@ extension Render {
         guard !plan.steps.isEmpty else {
             return "Nothing to do: the database is already at \(Revisions.describe(plan.current))."
         }
-        let count = plan.steps.count == 1 ? "1 step" : "\(plan.steps.count) steps"
-        var lines = ["Upgrade plan: \(Revisions.describe(plan.current)) -> \(Revisions.describe(plan.target)), \(count), a snapshot before each"]
+        var lines = ["Upgrade plan: \(Revisions.describe(plan.current)) -> \(Revisions.describe(plan.target)), \(UserText.count(plan.steps.count, "step")), a snapshot before each"]
         for (i, step) in plan.steps.enumerated() {
             lines.append("  \(i + 1). \(Revisions.describe(step.from)) -> \(step.to)")
             if let g = plan.guards.first(where: { $0.revision == step.to }) {

@@ -80,14 +80,14 @@ extension Migsnap {
                 withExtendedLifetime(lock) {}
                 let failed = results.filter { !$0.ok && $0.checked }.count
                 if failed == 0, let first = unchecked.first {
-                    let message = "\(unchecked.count) of \(results.count) snapshot(s) could not be checked; that says nothing against the snapshots themselves: \(first.message)"
+                    let message = "\(unchecked.count) of \(UserText.count(results.count, "snapshot")) could not be checked; that says nothing against the snapshots themselves: \(first.message)"
                     switch first {
                     case .invalidInput: throw MigsnapError.invalidInput(message, hint: first.hint)
                     default: throw MigsnapError.failed(message, hint: first.hint ?? "Free some disk space (or fix what the error names) and run verify again.")
                     }
                 }
                 if failed > 0 {
-                    throw MigsnapError.verificationFailed("\(failed) of \(results.count) snapshot(s) failed verification.",
+                    throw MigsnapError.verificationFailed("\(failed) of \(UserText.count(results.count, "snapshot")) failed verification.",
                                                           hint: "Do not restore a failed snapshot; take a new one with `migsnap snapshot`.")
                 }
             }

@@ -164,7 +164,7 @@ extension DatabaseEngine {
         let expected = expectedRevisions.sorted()
         guard staged.content.revisions == expected else {
             throw MigsnapError.verificationFailed(
-                "\(payload.lastPathComponent) holds revision(s) \(Revisions.describe(staged.content.revisions)), expected \(Revisions.describe(expected)); the database was not changed.")
+                "\(payload.lastPathComponent) holds \(Revisions.named(staged.content.revisions)), expected \(Revisions.describe(expected)); the database was not changed.")
         }
         try staged.commit(progress: progress)
         let after = try currentRevisions(versionTable: versionTable)

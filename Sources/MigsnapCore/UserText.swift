@@ -24,6 +24,11 @@ public enum UserText {
         return "\(escaped.prefix(keep))…(\(text.count) characters)…\(escaped.suffix(keep))"
     }
 
+    /// A count with its noun, singular for one: "1 snapshot", "2 snapshots".
+    public static func count(_ n: Int, _ singular: String, plural: String? = nil) -> String {
+        "\(n) \(n == 1 ? singular : plural ?? singular + "s")"
+    }
+
     /// `line(text)` in single quotes, for echoing what the user typed.
     public static func quoted(_ text: String, limit: Int = 120) -> String {
         "'\(line(text, limit: limit))'"

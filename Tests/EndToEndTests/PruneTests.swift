@@ -80,10 +80,15 @@ struct PruneTests {
         try #"{"keep_last": 1, "keep_daily": 0, "keep_weekly": 0, "keep_monthly": 0, "keep_per_revision": 0, "keep_tags": []}"#
             .write(toFile: p.dir + "/retention.json", atomically: true, encoding: .utf8)
         try p.ok("upgrade", "0001")
-        try p.ok("snapshot")
-        try p.ok("upgrade")
+        let before = try p.manifests().compactMap { $0["id"] as? String }
+        let manual = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let upgraded = try p.ok("upgrade")
         let reasons = try p.manifests().map { $0["reason"] as? String }
         #expect(reasons == ["pre-upgrade", "pre-upgrade"], "the two snapshots of the last upgrade stay, the rest is pruned")
+        let removed = (before + [manual]).joined(separator: ", ")
+        #expect(upgraded.stdout.contains("Pruned 2 old snapshots per the retention policy: \(removed)."), "\(upgraded.stdout)")
+        #expect(upgraded.stdout.contains("Upgraded") && upgraded.stdout.contains(": 2 steps, snapshots "), "\(upgraded.stdout)")
+        #expect(!upgraded.output.contains("(s)"), "\(upgraded.output)")
         try p.ok("upgrade", "--no-prune")
     }
 

@@ -149,7 +149,7 @@ struct SnapshotRestoreTests {
         try damage(db, versionTable: VersionTable())
         let before = try db.state()
         #expect(throws: MigsnapError.verificationFailed(
-            "snap.pgdump holds revision(s) abc123, expected zzz; the database was not changed.")) {
+            "snap.pgdump holds revision abc123, expected zzz; the database was not changed.")) {
             try db.engine.restore(payload: db.payload(), expectedRevisions: ["zzz"], versionTable: VersionTable(), progress: SilentProgress())
         }
         #expect(try db.state() == before)

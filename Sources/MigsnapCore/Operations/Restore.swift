@@ -95,7 +95,7 @@ public struct RestoreOperation {
         }
         guard staged.content.revisions == manifest.revisions else {
             throw MigsnapError.verificationFailed(
-                "Snapshot \(manifest.id) holds revision(s) \(Revisions.describe(staged.content.revisions)) but its manifest says \(Revisions.describe(manifest.revisions)).")
+                "Snapshot \(manifest.id) holds \(Revisions.named(staged.content.revisions)) but its manifest says \(Revisions.describe(manifest.revisions)).")
         }
         let exists = try engine.databaseExists()
         let current = exists ? try engine.currentRevisions(versionTable: versionTable) : []
@@ -155,5 +155,10 @@ public enum Revisions {
     /// `base` for none, else the ids joined by commas.
     public static func describe(_ revisions: [String]) -> String {
         revisions.isEmpty ? "base" : revisions.joined(separator: ", ")
+    }
+
+    /// `describe` with its noun: "base", "revision a1", "revisions a1, b2".
+    public static func named(_ revisions: [String]) -> String {
+        revisions.isEmpty ? "base" : "\(revisions.count == 1 ? "revision" : "revisions") \(describe(revisions))"
     }
 }

@@ -24,7 +24,7 @@ public enum VerifySnapshot {
         }
         guard content.revisions == manifest.revisions else {
             throw MigsnapError.verificationFailed(
-                "Snapshot \(manifest.id) holds revision(s) \(Revisions.describe(content.revisions)) but its manifest says \(Revisions.describe(manifest.revisions)).")
+                "Snapshot \(manifest.id) holds \(Revisions.named(content.revisions)) but its manifest says \(Revisions.describe(manifest.revisions)).")
         }
         if restore, let shape = manifest.shape, let counted = content.rowCounts {
             let differing = shape.tables.keys.sorted().filter { counted[$0] != shape.tables[$0]?.rows }
