@@ -17,6 +17,9 @@ struct UpgradeRollbackTests {
         let first = try p.ok("upgrade", "0002")
         #expect(first.stdout.contains("Upgraded"))
         var manifests = try p.manifests()
+        let steps = first.stderr.split(separator: "\n").filter { $0.hasPrefix("step ") }
+        #expect(steps.map { $0.prefix(8) } == ["step 1/2", "step 2/2"], "each step prints once: \(first.stderr)")
+        #expect(steps.first?.contains("snapshot \(manifests[0]["id"] as? String ?? "?") taken") == true, "\(first.stderr)")
         #expect(manifests.map(p.revisionsOf) == [[], ["0001"]])
         #expect(manifests.map { $0["target_revision"] as? String } == ["0001", "0002"])
         #expect(manifests.allSatisfy { $0["reason"] as? String == "pre-upgrade" })

@@ -72,7 +72,6 @@ extension MigrationRun {
             : plan.steps.map { ($0.from, $0.to, $0.to) }
         for (index, step) in batches.enumerated() {
             let label = options.once ? "upgrade \(options.target)" : "step \(index + 1)/\(batches.count): \(Revisions.describe(step.from)) -> \(step.to)"
-            log("\(label): snapshot")
             let snapshot: Manifest
             do {
                 snapshot = try TakeSnapshot.run(
