@@ -19,6 +19,7 @@ extension Migsnap {
                 let context = try Context(global)
                 try context.config.requireProjectOrNamedStore()
                 var manifests = try context.reportingDamage(context.store.scan())
+                let stored = manifests.count
                 if let revision {
                     manifests = manifests.filter { $0.wasTaken(at: revision) }
                 }
@@ -30,7 +31,9 @@ extension Migsnap {
                     return
                 }
                 if manifests.isEmpty {
-                    Terminal.out("No snapshots in \(context.store.location).")
+                    let filter = [revision.map { "--revision \(UserText.line($0))" }, tag.map { "--tag \(UserText.line($0))" }].compactMap { $0 }
+                    Terminal.out(filter.isEmpty || stored == 0 ? "No snapshots in \(context.store.location)."
+                                 : "No snapshot matches the filter (\(filter.joined(separator: " "))) among the \(UserText.count(stored, "snapshot")) in \(context.store.location).")
                     return
                 }
                 Terminal.out(Render.manifestTable(manifests))
