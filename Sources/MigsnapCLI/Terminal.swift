@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import MigsnapCore
 #if canImport(Glibc)
@@ -40,6 +41,7 @@ enum Terminal {
     }
 
     /// Asks on a TTY; without one, refuses unless `--yes` was given (never hangs on a closed stdin).
+    /// A "no" is the user's choice, not a failure: it is said plainly, and the run exits 1.
     static func confirm(_ question: String, yes: Bool) throws {
         if yes { return }
         guard stdinIsTTY else {
@@ -49,7 +51,8 @@ enum Terminal {
         FileHandle.standardError.write(Data("\(question) [y/N] ".utf8))
         let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
         guard answer == "y" || answer == "yes" else {
-            throw MigsnapError.failed("Cancelled; nothing was changed.")
+            err("Nothing was changed.")
+            throw ExitCode(1)
         }
     }
 }

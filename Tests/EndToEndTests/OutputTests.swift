@@ -17,3 +17,29 @@ struct OutputTests {
         #expect(try p.ok("list", "--tag", "release").stdout.contains("release"))
     }
 }
+
+extension OutputTests {
+    /// Answers a confirmation on a real TTY: `script` gives migsnap a pseudo-terminal fed from `answer`.
+    func onATerminal(_ p: Project, _ arguments: String, answer: String, env: [String: String] = [:]) throws -> RunResult {
+        let command = "printf '\(answer)\\n' | /usr/bin/script -qec '\(Paths.binary) \(arguments)' /dev/null"
+        return try run("/bin/sh", ["-c", command], in: p.dir, environment: p.environment.merging(env) { $1 })
+    }
+
+    @Test func decliningAConfirmationIsNotAnError() throws {
+        let p = try Project().seeded()
+        try "{\"keep_last\": 1}".write(toFile: p.dir + "/retention.json", atomically: true, encoding: .utf8)
+        try p.ok("snapshot")
+        try p.ok("snapshot")
+        let before = try p.manifests().count
+        let declined = try onATerminal(p, "prune", answer: "n")
+        #expect(declined.status == 1, "\(declined.output)")
+        #expect(declined.output.contains("Remove 1 snapshot? [y/N]"), "\(declined.output)")
+        #expect(declined.output.contains("Nothing was changed."), "\(declined.output)")
+        #expect(!declined.output.contains("Error"), "\(declined.output)")
+        #expect(try p.manifests().count == before)
+
+        let accepted = try onATerminal(p, "prune", answer: "y")
+        #expect(accepted.status == 0, "\(accepted.output)")
+        #expect(try p.manifests().count == 1)
+    }
+}
