@@ -5,13 +5,16 @@ import MigsnapCore
 import Glibc
 #endif
 
-/// Where output goes: results on stdout, diagnostics and progress on stderr; colour only on a TTY
-/// and never with NO_COLOR.
+/// Where output goes: results on stdout, diagnostics and progress on stderr; escape sequences
+/// (colour, the progress line) only on a TTY that understands them (not TERM=dumb), and colour
+/// never with NO_COLOR.
 enum Terminal {
-    static var stderrIsTTY: Bool { isatty(STDERR_FILENO) == 1 }
     static var stdinIsTTY: Bool { isatty(STDIN_FILENO) == 1 }
+    static var escapes: Bool {
+        isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+    }
     static var colour: Bool {
-        stderrIsTTY && ProcessInfo.processInfo.environment["NO_COLOR"].map(\.isEmpty) ?? true
+        escapes && ProcessInfo.processInfo.environment["NO_COLOR"].map(\.isEmpty) ?? true
     }
 
     static func out(_ text: String) {
@@ -57,7 +60,7 @@ enum Terminal {
     }
 }
 
-/// A progress line on stderr (bytes, rate, ETA), drawn only when stderr is a TTY.
+/// A progress line on stderr (bytes, rate, ETA), drawn only where escape sequences are.
 final class TerminalProgress: ProgressReporter {
     private let start = Date()
     private var lastDraw = Date.distantPast
@@ -66,7 +69,7 @@ final class TerminalProgress: ProgressReporter {
     private var drawn = false
     private let enabled: Bool
 
-    init(enabled: Bool = Terminal.stderrIsTTY) {
+    init(enabled: Bool = Terminal.escapes) {
         self.enabled = enabled
     }
 

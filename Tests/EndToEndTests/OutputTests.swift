@@ -43,3 +43,22 @@ extension OutputTests {
         #expect(try p.manifests().count == 1)
     }
 }
+
+extension OutputTests {
+    @Test func termDumbGetsNoEscapeSequences() throws {
+        let p = try Project().seeded()
+        let escape = "\u{1B}["
+        let xterm = try onATerminal(p, "snapshot", answer: "", env: ["TERM": "xterm"])
+        #expect(xterm.status == 0 && xterm.output.contains(escape + "2K"), "the progress line is drawn: \(xterm.output)")
+        let red = try onATerminal(p, "show nosuch", answer: "", env: ["TERM": "xterm", "NO_COLOR": ""])
+        #expect(red.output.contains(escape + "31mError:"), "\(red.output)")
+
+        let dumb = try onATerminal(p, "snapshot", answer: "", env: ["TERM": "dumb"])
+        #expect(dumb.status == 0 && !dumb.output.contains("\u{1B}"), "\(dumb.output)")
+        let plain = try onATerminal(p, "show nosuch", answer: "", env: ["TERM": "dumb"])
+        #expect(plain.output.contains("Error:") && !plain.output.contains("\u{1B}"), "\(plain.output)")
+
+        let noColour = try onATerminal(p, "show nosuch", answer: "", env: ["TERM": "xterm", "NO_COLOR": "1"])
+        #expect(noColour.output.contains("Error:") && !noColour.output.contains("\u{1B}"), "\(noColour.output)")
+    }
+}
