@@ -60,7 +60,7 @@ enum Terminal {
     }
 }
 
-/// A progress line on stderr (bytes, rate, ETA), drawn only where escape sequences are.
+/// A progress line on stderr (bytes or pages, rate, ETA), drawn only where escape sequences are.
 final class TerminalProgress: ProgressReporter {
     private let start = Date()
     private var lastDraw = Date.distantPast
@@ -73,7 +73,7 @@ final class TerminalProgress: ProgressReporter {
         self.enabled = enabled
     }
 
-    func update(phase: String, done: Int64, total: Int64?) {
+    func update(phase: String, done: Int64, total: Int64?, unit: ProgressUnit) {
         guard enabled else { return }
         let now = Date()
         if phase != self.phase {
@@ -84,13 +84,13 @@ final class TerminalProgress: ProgressReporter {
         lastDraw = now
         let elapsed = max(now.timeIntervalSince(phaseStart), 0.001)
         let rate = Double(done) / elapsed
-        var line = "\(phase): \(Format.bytes(done))"
+        var line = "\(phase): \(Format.amount(done, unit))"
         if let total, total > 0 {
             let pct = min(100, Int(Double(done) * 100 / Double(total)))
             let remaining = rate > 0 ? Double(total - done) / rate : 0
-            line += " / \(Format.bytes(total)) (\(pct)%)  \(Format.bytes(Int64(rate)))/s  ETA \(Format.duration(remaining))"
+            line += " / \(Format.amount(total, unit)) (\(pct)%)  \(Format.rate(rate, unit))  ETA \(Format.duration(remaining))"
         } else {
-            line += "  \(Format.bytes(Int64(rate)))/s"
+            line += "  \(Format.rate(rate, unit))"
         }
         FileHandle.standardError.write(Data("\r\u{1B}[2K\(line)".utf8))
         drawn = true
@@ -113,6 +113,20 @@ enum Format {
             unit += 1
         }
         return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+    }
+
+    static func amount(_ n: Int64, _ unit: ProgressUnit) -> String {
+        switch unit {
+        case .bytes: bytes(n)
+        case .pages: UserText.count(Int(n), "page")
+        }
+    }
+
+    static func rate(_ perSecond: Double, _ unit: ProgressUnit) -> String {
+        switch unit {
+        case .bytes: "\(bytes(Int64(perSecond)))/s"
+        case .pages: "\(Int64(perSecond)) pages/s"
+        }
     }
 
     static func duration(_ seconds: Double) -> String {

@@ -19,15 +19,27 @@ public struct VersionTable: Sendable, Equatable {
 
 /// Receives progress of long work. Implementations decide whether and how to show it.
 public protocol ProgressReporter: AnyObject {
-    /// `total` is nil when unknown.
-    func update(phase: String, done: Int64, total: Int64?)
+    /// `total` is nil when unknown; `done` and `total` count `unit`s.
+    func update(phase: String, done: Int64, total: Int64?, unit: ProgressUnit)
     func finish()
+}
+
+/// What a phase counts: most count bytes, SQLite's page-by-page backup counts pages.
+public enum ProgressUnit: Sendable {
+    case bytes
+    case pages
+}
+
+extension ProgressReporter {
+    public func update(phase: String, done: Int64, total: Int64?) {
+        update(phase: phase, done: done, total: total, unit: .bytes)
+    }
 }
 
 /// Reports nothing; for tests, scripts and non-TTY runs.
 public final class SilentProgress: ProgressReporter {
     public init() {}
-    public func update(phase: String, done: Int64, total: Int64?) {}
+    public func update(phase: String, done: Int64, total: Int64?, unit: ProgressUnit) {}
     public func finish() {}
 }
 

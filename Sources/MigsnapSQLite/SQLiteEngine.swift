@@ -81,7 +81,7 @@ public final class SQLiteEngine: DatabaseEngine {
             // The copy is scratch until it is compressed and the gzip is fsynced: no journal needed.
             try image.execute("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
             try image.backup(from: source, pagesPerStep: Self.snapshotPagesPerStep) { done, total in
-                progress.update(phase: "copying", done: done, total: total)
+                progress.update(phase: "copying", done: done, total: total, unit: .pages)
             }
             try source.execute("COMMIT")
             // Read from the copy: by construction the revision, the shape and the data are one view.
@@ -210,7 +210,7 @@ public final class SQLiteEngine: DatabaseEngine {
                 }
             }
             try live.backup(from: image, pagesPerStep: -1) { done, total in
-                progress.update(phase: "restoring", done: done, total: total)
+                progress.update(phase: "restoring", done: done, total: total, unit: .pages)
             }
         }
     }

@@ -50,6 +50,8 @@ extension OutputTests {
         let escape = "\u{1B}["
         let xterm = try onATerminal(p, "snapshot", answer: "", env: ["TERM": "xterm"])
         #expect(xterm.status == 0 && xterm.output.contains(escape + "2K"), "the progress line is drawn: \(xterm.output)")
+        #expect(xterm.output.contains(/copying: \d+ pages? \/ \d+ pages? \(\d+%\)  \d+ pages\/s/), "SQLite's copy counts pages: \(xterm.output)")
+        #expect(!xterm.output.contains(/copying: \d+ B/), "\(xterm.output)")
         let red = try onATerminal(p, "show nosuch", answer: "", env: ["TERM": "xterm", "NO_COLOR": ""])
         #expect(red.output.contains(escape + "31mError:"), "\(red.output)")
 
