@@ -25,10 +25,11 @@ extension Migsnap {
         var restore = false
         @OptionGroup var output: JSONOption
 
+        /// Every entry has the same keys: `error` is null when `ok`.
         struct Result: Encodable {
             var id: String
             var ok: Bool
-            var error: String?
+            @NullEncoded var error: String?
             /// False when the snapshot could not be checked at all (a full disk, a missing key):
             /// a failure of the machine or the setup, not of the snapshot.
             var checked: Bool = true
@@ -46,8 +47,12 @@ extension Migsnap {
                 var unchecked: [MigsnapError] = []
                 if ids.isEmpty {
                     for damaged in scan.damaged {
-                        results.append(Result(id: (damaged.file as NSString).lastPathComponent, ok: false, error: damaged.problem))
-                        if !output.json { Terminal.out("FAILED  \(damaged.problem)") }
+                        // The id its file name gives: the manifest's own may be what is damaged.
+                        let id = ((damaged.file as NSString).lastPathComponent as NSString).deletingPathExtension
+                        results.append(Result(id: id, ok: false, error: damaged.problem))
+                        if !output.json {
+                            Terminal.out("FAILED  \(UserText.line(id))  \(damaged.problem) Move the manifest out of the store: verify fails until it is; the other snapshots are not affected.")
+                        }
                     }
                 }
                 for m in manifests {

@@ -64,3 +64,26 @@ extension OutputTests {
         #expect(noColour.output.contains("Error:") && !noColour.output.contains("\u{1B}"), "\(noColour.output)")
     }
 }
+
+extension OutputTests {
+    @Test func verifyNamesADamagedManifestByItsFileAndEveryJSONEntryHasTheSameKeys() throws {
+        let p = try Project().seeded()
+        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let copy = "20200101-000000-000"
+        try FileManager.default.copyItem(atPath: "\(p.store)/\(id).json", toPath: "\(p.store)/\(copy).json")
+
+        let human = try p.migsnap("verify")
+        #expect(human.status == 3)
+        let lines = human.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("FAILED  \(copy)  ") == true, "the id column: \(human.stdout)")
+        #expect(lines.first?.contains("Move the manifest out of the store") == true, "the README's advice: \(human.stdout)")
+        #expect(lines.last?.hasPrefix("ok      \(id)  ") == true, "\(human.stdout)")
+
+        let json = try p.migsnap("verify", "--json")
+        #expect(json.status == 3)
+        let entries = try #require(try p.json(json.stdout) as? [[String: Any]])
+        #expect(entries.map { Set($0.keys) } == [["id", "ok", "error", "checked"], ["id", "ok", "error", "checked"]])
+        #expect(entries.map { $0["id"] as? String } == [copy, id])
+        #expect(entries[0]["error"] is String && entries[1]["error"] is NSNull)
+    }
+}
