@@ -23,14 +23,16 @@ public struct Migsnap: ParsableCommand {
     public init() {}
 
     /// argument-parser's `help` prints the root help and exits 0 for a topic it does not know;
-    /// a script that typed `migsnap help bogus` deserves to hear that it is not a command.
+    /// a script that typed `migsnap help bogus` deserves to hear that it is not a command. A
+    /// mistyped command (`rolback`) gets the one it most likely meant, as a mistyped option does.
     public static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         let commands = configuration.subcommands.map { command in command._commandName }
-        if arguments.first == "help", let topic = arguments.dropFirst().first(where: { !$0.hasPrefix("-") }),
-           !commands.contains(topic) {
-            Terminal.error("There is no command \(UserText.quoted(topic)).",
-                           hint: "`migsnap help` lists the commands: \(commands.joined(separator: ", ")).")
+        let typed = arguments.first == "help" ? arguments.dropFirst().first(where: { !$0.hasPrefix("-") }) : arguments.first
+        if let typed, !typed.hasPrefix("-"), typed != "help", !commands.contains(typed) {
+            let suggestion = UserText.closest(to: typed.lowercased(), among: commands, within: 2).map { "Did you mean `\($0)`? " } ?? ""
+            Terminal.error("There is no command \(UserText.quoted(typed)).",
+                           hint: "\(suggestion)`migsnap help` lists the commands: \(commands.joined(separator: ", ")).")
             Self.exit(withError: ExitCode.validationFailure)
         }
         main(nil)

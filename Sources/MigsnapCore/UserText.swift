@@ -29,6 +29,26 @@ public enum UserText {
         "\(n) \(n == 1 ? singular : plural ?? singular + "s")"
     }
 
+    /// The candidate a typo most likely meant: the nearest by edit distance, if within `within`.
+    public static func closest(to typed: String, among candidates: [String], within: Int) -> String? {
+        let scored = candidates.map { ($0, editDistance(typed, $0)) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= within else { return nil }
+        return best.0
+    }
+
+    private static func editDistance(_ a: String, _ b: String) -> Int {
+        let b = Array(b)
+        var previous = Array(0...b.count)
+        for (i, ca) in a.enumerated() {
+            var current = [i + 1]
+            for (j, cb) in b.enumerated() {
+                current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (ca == cb ? 0 : 1)))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+
     /// `line(text)` in single quotes, for echoing what the user typed.
     public static func quoted(_ text: String, limit: Int = 120) -> String {
         "'\(line(text, limit: limit))'"

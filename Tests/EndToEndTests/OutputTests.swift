@@ -87,3 +87,22 @@ extension OutputTests {
         #expect(entries[0]["error"] is String && entries[1]["error"] is NSNull)
     }
 }
+
+extension OutputTests {
+    @Test("A mistyped command gets a suggestion, exit 64", arguments: [
+        (["rolback"], "rollback"), (["upgarde", "head"], "upgrade"), (["help", "lst"], "list"), (["Verify"], "verify"),
+    ])
+    func aMistypedCommandGetsASuggestion(arguments: [String], meant: String) throws {
+        let p = try Project()
+        let r = try p.migsnap(arguments)
+        #expect(r.status == 64, "\(r.output)")
+        #expect(r.stderr.contains("Did you mean `\(meant)`?"), "\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+    }
+
+    @Test func aCommandFarFromAnyGetsTheListOnly() throws {
+        let r = try Project().migsnap("frobnicate")
+        #expect(r.status == 64)
+        #expect(!r.stderr.contains("Did you mean") && r.stderr.contains("lists the commands: upgrade, rollback"), "\(r.stderr)")
+    }
+}

@@ -173,23 +173,7 @@ public struct RetentionPolicy: Equatable, Sendable, Codable {
 
     /// The known key a typo most likely meant (`keep_dayly` → `keep_daily`), if any is close.
     static func closestKey(to name: String) -> String? {
-        let normalized = name.lowercased().replacingOccurrences(of: "-", with: "_")
-        let scored = Key.allCases.map { ($0.rawValue, editDistance(normalized, $0.rawValue)) }
-        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= 3 else { return nil }
-        return best.0
-    }
-
-    private static func editDistance(_ a: String, _ b: String) -> Int {
-        let b = Array(b)
-        var previous = Array(0...b.count)
-        for (i, ca) in a.enumerated() {
-            var current = [i + 1]
-            for (j, cb) in b.enumerated() {
-                current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (ca == cb ? 0 : 1)))
-            }
-            previous = current
-        }
-        return previous[b.count]
+        UserText.closest(to: name.lowercased().replacingOccurrences(of: "-", with: "_"), among: Key.allCases.map(\.rawValue), within: 3)
     }
 }
 
