@@ -106,3 +106,17 @@ extension OutputTests {
         #expect(!r.stderr.contains("Did you mean") && r.stderr.contains("lists the commands: upgrade, rollback"), "\(r.stderr)")
     }
 }
+
+extension OutputTests {
+    /// The example builds migsnap, so it is not run here (scripts/example runs it whole); what it
+    /// prints is what it passes to `run`: the command as a person types it, found on PATH.
+    @Test func theExamplePrintsMigsnapNotABuildPath() throws {
+        let script = try String(contentsOfFile: Paths.repository + "/scripts/example", encoding: .utf8)
+        let runs = script.split(separator: "\n").filter { $0.hasPrefix("run ") }
+        #expect(runs.count >= 8)
+        #expect(runs.allSatisfy { $0.hasPrefix("run migsnap ") || $0.hasPrefix("run python ") || $0.hasPrefix("run alembic ") }, "\(runs)")
+        #expect(script.contains(#"export PATH="$(dirname "$MIGSNAP"):$ROOT/.venv/bin:$PATH""#))
+        let readme = try String(contentsOfFile: Paths.repository + "/README.md", encoding: .utf8)
+        #expect(readme.contains("put the virtual environment's `bin` on PATH") && readme.contains("--alembic .venv/bin/alembic"))
+    }
+}
