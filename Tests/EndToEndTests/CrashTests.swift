@@ -91,8 +91,14 @@ struct CrashTests {
         try p.ok("snapshot", "--quiet")
         let listed = try p.manifests()
         // No scratch directory or temporary file of a killed run is left, only the store's own files.
+        // One exception: a run killed between creating its scratch directory and marking it leaves
+        // an empty directory, which cleanup spares for a minute (it could be a live run's, a
+        // moment old) and removes after.
         let files = try FileManager.default.contentsOfDirectory(atPath: p.store)
             .filter { ![".gitignore", ".lock", ".migsnap-store", "index.json"].contains($0) }
+            .filter { name in
+                !(name.hasPrefix(".scratch-") && (try? FileManager.default.contentsOfDirectory(atPath: p.store + "/" + name).isEmpty) == true)
+            }
         #expect(files.count == listed.count * 2, "\(files)")
         #expect(try p.migsnap("verify").status == 0)
     }
