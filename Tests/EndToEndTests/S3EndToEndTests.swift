@@ -26,6 +26,14 @@ final class Bucket {
     }
 }
 
+extension Project {
+    /// Points migsnap at a store in `bucket`, with the server's endpoint and credentials.
+    func useStore(in bucket: Bucket, prefix: String = "shop") {
+        environment.merge(bucket.environment) { $1 }
+        environment["MIGSNAP_STORE"] = bucket.store(prefix)
+    }
+}
+
 @Suite("S3 store end to end (real S3-compatible server)")
 struct S3EndToEndTests {
     func keys(_ p: Project) throws -> (file: String, recipient: String) {
@@ -39,8 +47,7 @@ struct S3EndToEndTests {
         let db = try PostgresDatabase()
         let deploy = try Project.postgres(db)
         let k = try keys(deploy)
-        deploy.environment.merge(bucket.environment) { $1 }
-        deploy.environment["MIGSNAP_STORE"] = bucket.store()
+        deploy.useStore(in: bucket)
         deploy.environment["MIGSNAP_AGE_RECIPIENT"] = k.recipient
         try deploy.ok("upgrade", "0002")
         try deploy.seedPostgres(db)
@@ -51,8 +58,7 @@ struct S3EndToEndTests {
 
         // A new container: a fresh copy of the project, only the store location, credentials and key.
         let fresh = try Project.postgres(db)
-        fresh.environment.merge(bucket.environment) { $1 }
-        fresh.environment["MIGSNAP_STORE"] = bucket.store()
+        fresh.useStore(in: bucket)
         fresh.environment["MIGSNAP_AGE_IDENTITY"] = k.file
         let listed = try #require(try fresh.json(try fresh.ok("list", "--json").stdout) as? [[String: Any]])
         #expect(listed.count == 3)
@@ -63,8 +69,7 @@ struct S3EndToEndTests {
     @Test func sqliteUpgradeRollbackVerifyPruneOnABucket() throws {
         let bucket = try Bucket()
         let p = try Project().seeded()
-        p.environment.merge(bucket.environment) { $1 }
-        p.environment["MIGSNAP_STORE"] = bucket.store()
+        p.useStore(in: bucket)
         let before = try p.dump()
         try p.ok("upgrade")
         try p.ok("verify")
@@ -83,8 +88,7 @@ struct S3EndToEndTests {
     @Test func aSecondRunWaitsThenRefusesNamingTheHolder() throws {
         let bucket = try Bucket()
         let p = try Project().seeded()
-        p.environment.merge(bucket.environment) { $1 }
-        p.environment["MIGSNAP_STORE"] = bucket.store()
+        p.useStore(in: bucket)
         try p.ok("snapshot")
         // Another machine's run holds the bucket's lock.
         let other = try S3Backend(url: bucket.store(), environment: bucket.environment)
@@ -101,10 +105,7 @@ struct S3EndToEndTests {
         let bucket = try Bucket()
         let db = try PostgresDatabase()
         let deploys = try (0..<2).map { _ in try Project.postgres(db) }
-        for d in deploys {
-            d.environment.merge(bucket.environment) { $1 }
-            d.environment["MIGSNAP_STORE"] = bucket.store()
-        }
+        for d in deploys { d.useStore(in: bucket) }
         nonisolated(unsafe) var results = [RunResult?](repeating: nil, count: 2)
         nonisolated(unsafe) let both = deploys
         let lock = NSLock()
@@ -123,8 +124,7 @@ struct S3EndToEndTests {
     @Test func aPayloadChangedInTheBucketIsCaughtBeforeTheDatabaseIsTouched() throws {
         let bucket = try Bucket()
         let p = try Project().seeded()
-        p.environment.merge(bucket.environment) { $1 }
-        p.environment["MIGSNAP_STORE"] = bucket.store()
+        p.useStore(in: bucket)
         let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try p.alembic("upgrade", "head")
         let after = try p.dump()
@@ -143,8 +143,7 @@ struct S3EndToEndTests {
     @Test func faultsAreOneLineErrorsAndChangeNothing() throws {
         let bucket = try Bucket()
         let p = try Project().seeded()
-        p.environment.merge(bucket.environment) { $1 }
-        p.environment["MIGSNAP_STORE"] = bucket.store()
+        p.useStore(in: bucket)
         let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try p.alembic("upgrade", "head")
         let after = try p.dump()
@@ -196,8 +195,7 @@ struct S3MidTransferTests {
     /// A project whose database holds 24 MiB that do not compress, so the payload goes up in parts.
     func bigProject(_ bucket: Bucket) throws -> Project {
         let p = try Project().seeded()
-        p.environment.merge(bucket.environment) { $1 }
-        p.environment["MIGSNAP_STORE"] = bucket.store()
+        p.useStore(in: bucket)
         _ = try p.sqlite("CREATE TABLE blobs (b BLOB); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 24) INSERT INTO blobs SELECT randomblob(1048576) FROM n;")
         return p
     }
