@@ -22,7 +22,7 @@ extension Migsnap {
                 }
                 let rows: [(String, String)] = [
                     ("id", m.id),
-                    ("created", RFC3339.string(from: m.createdAt)),
+                    ("created", Format.time(m.createdAt)),
                     ("engine", m.engine.rawValue),
                     ("database", m.database),
                     ("revisions", Revisions.describe(m.revisions)),

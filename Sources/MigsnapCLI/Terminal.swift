@@ -135,7 +135,7 @@ enum Format {
     }
 
     static func time(_ date: Date) -> String {
-        RFC3339.string(from: date).replacingOccurrences(of: "T", with: " ").prefix(19) + "Z"
+        RFC3339.human(date)
     }
 
     /// A plain text table: a header, then rows, columns padded to the widest cell.
@@ -145,9 +145,11 @@ enum Format {
             for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) }
         }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in
+            let text = cells.enumerated().map { i, c in
                 i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
             }.joined(separator: "  ")
+            // An empty last cell leaves padding behind: no line ends in spaces.
+            return String(text.reversed().drop(while: { $0 == " " }).reversed())
         }
         return ([line(header)] + rows.map(line)).joined(separator: "\n")
     }

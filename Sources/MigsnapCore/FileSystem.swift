@@ -169,7 +169,7 @@ public final class FileLock: StoreLock {
             usleep(100_000)
         }
         self.fd = fd
-        var note = Array("pid \(getpid()), \(UserText.line(purpose, limit: 120)), since \(RFC3339.string(from: Date()))".utf8.prefix(Self.noteWidth - 1))
+        var note = Array("pid \(getpid()), \(UserText.line(purpose, limit: 120)), since \(RFC3339.human(Date()))".utf8.prefix(Self.noteWidth - 1))
         note += [UInt8](repeating: 0x20, count: Self.noteWidth - 1 - note.count) + [0x0A]
         _ = pwrite(fd, note, note.count, 0)
     }

@@ -179,6 +179,12 @@ public enum RFC3339 {
         return "\(t.tm_year + 1900)-\(two(t.tm_mon + 1))-\(two(t.tm_mday))T\(two(t.tm_hour)):\(two(t.tm_min)):\(two(t.tm_sec)).\(msText)Z"
     }
 
+    /// The one time format of human output: `2026-11-27 07:16:22Z` (UTC, to the second).
+    public static func human(_ date: Date) -> String {
+        let full = string(from: date)
+        return full.prefix(10) + " " + full.dropFirst(11).prefix(8) + "Z"
+    }
+
     /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; nil for anything else.
     public static func date(from string: String) -> Date? {
         let b = Array(string.utf8)

@@ -120,3 +120,24 @@ extension OutputTests {
         #expect(readme.contains("put the virtual environment's `bin` on PATH") && readme.contains("--alembic .venv/bin/alembic"))
     }
 }
+
+@Suite("Human output: one time format, no trailing spaces")
+struct HumanFormatTests {
+    @Test func everyLineEndsCleanAndEveryTimeReadsTheSame() throws {
+        let p = try Project().seeded()
+        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try p.ok("upgrade")
+        try p.ok("rollback", "--yes")
+        var texts: [String] = []
+        for command in [["list"], ["show", id], ["status"], ["rollback", "--dry-run"], ["upgrade", "--dry-run", "--force"], ["prune", "--dry-run"]] {
+            let r = try p.migsnap(command)
+            texts.append(r.stdout + r.stderr)
+        }
+        let all = texts.joined(separator: "\n")
+        let trailing = all.split(separator: "\n").filter { $0.hasSuffix(" ") }
+        #expect(trailing.isEmpty, "lines ending in spaces: \(trailing)")
+        // Human output shows times one way (2026-11-27 07:16:22Z), never RFC 3339's T and milliseconds.
+        #expect(all.range(of: #"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}"#, options: .regularExpression) == nil, "\(all)")
+        #expect(all.range(of: #"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z"#, options: .regularExpression) != nil)
+    }
+}

@@ -29,7 +29,7 @@ public struct Guard: Codable, Equatable, Sendable {
 
     /// For messages: what the migration removed, and what undid it.
     public var summary: String {
-        "\(removed ?? "it was undone before migsnap recorded what migrations remove"); undone by `\(by)` on \(RFC3339.string(from: recordedAt))"
+        "\(removed ?? "it was undone before migsnap recorded what migrations remove"); undone by `\(by)` on \(RFC3339.human(recordedAt))"
     }
 }
 
