@@ -49,21 +49,15 @@ struct Context {
 }
 
 extension Context {
-    /// Besides the store lock: PostgreSQL's session advisory lock, so that two runs with
-    /// different stores (two machines deploying at once) cannot both change one database.
+    /// Besides the store lock, the database's own (PostgreSQL's advisory lock), so that two runs
+    /// with different stores (two machines deploying at once) cannot both change one database.
     func withDatabaseLock<T>(_ engine: DatabaseEngine, _ body: () throws -> T) throws -> T {
-        guard let postgres = engine as? PostgresEngine else { return try body() }
-        return try postgres.withAdvisoryLock(wait: 10, body)
+        try engine.withDatabaseLock(wait: 10, body)
     }
-}
 
-extension Context {
-    /// Removes staging files that a killed restore left beside a SQLite database. Called with the
-    /// store lock held, so no restore of this store is using them.
+    /// Removes what killed restores left beside the database. Called with the store lock held.
     func cleanDatabaseDebris(_ engine: DatabaseEngine) {
-        if let sqlite = engine as? SQLiteEngine {
-            SQLiteEngine.cleanDebris(besideDatabase: sqlite.path)
-        }
+        engine.cleanRestoreDebris()
     }
 }
 

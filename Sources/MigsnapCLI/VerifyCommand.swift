@@ -59,11 +59,6 @@ extension Migsnap {
                     do {
                         try VerifySnapshot.run(m, store: context.store, engine: context.engineForReading(m),
                                                versionTable: context.config.versionTable, restore: restore, progress: context.progress())
-                        if restore {
-                            var proven = m
-                            proven.restoreVerifiedAt = Date()
-                            try context.store.write(proven)
-                        }
                         results.append(Result(id: m.id, ok: true))
                         if !output.json { Terminal.out("ok      \(m.id)  \(Revisions.describe(m.revisions))\(restore ? "  (restored into a staged copy)" : "")") }
                     } catch let error as MigsnapError {

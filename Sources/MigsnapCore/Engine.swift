@@ -148,6 +148,15 @@ public protocol DatabaseEngine: AnyObject {
     /// touching the live database. Content problems are `.verificationFailed`.
     func stageRestore(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore
 
+    /// Runs `body` holding the database's own lock where the engine has one (PostgreSQL's session
+    /// advisory lock, so that two runs with different stores cannot change one database at once);
+    /// waits up to `wait` seconds, then refuses naming the holder.
+    func withDatabaseLock<T>(wait: TimeInterval, _ body: () throws -> T) throws -> T
+
+    /// Removes what killed restores left beside the database (SQLite staging files). Called with
+    /// the store lock held, so no restore of this store is using them.
+    func cleanRestoreDebris()
+
     /// Compares the snapshot in payload `a` with the one in payload `b`, or with the live database
     /// when `b` is nil, per table by primary key (see `DatabaseDiff`). Payloads are checked as by
     /// `inspect` and unpacked into `scratch`; the live database is only read. Memory does not

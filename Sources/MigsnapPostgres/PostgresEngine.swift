@@ -260,6 +260,14 @@ public final class PostgresEngine: DatabaseEngine {
 
     // MARK: Lock
 
+    public func withDatabaseLock<T>(wait: TimeInterval, _ body: () throws -> T) throws -> T {
+        try withAdvisoryLock(wait: wait, body)
+    }
+
+    /// Nothing beside the database: scratch databases of dead runs are dropped by `stageRestore`,
+    /// under the advisory lock, and only where no live run holds theirs.
+    public func cleanRestoreDebris() {}
+
     /// Runs `body` while holding a session advisory lock for this database, taken on the maintenance
     /// database (the swap cannot rename a database that migsnap itself is connected to). The lock
     /// dies with the connection, so a killed run never leaves it behind. Waits up to `wait` seconds,

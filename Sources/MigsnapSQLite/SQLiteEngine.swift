@@ -175,6 +175,15 @@ public final class SQLiteEngine: DatabaseEngine {
 
     /// Removes staging files a killed restore left beside the database. Call it only when no
     /// restore of this database is running (under the store's lock).
+    /// SQLite has no lock of its own across migsnap runs: the store lock serializes them.
+    public func withDatabaseLock<T>(wait: TimeInterval, _ body: () throws -> T) throws -> T {
+        try body()
+    }
+
+    public func cleanRestoreDebris() {
+        Self.cleanDebris(besideDatabase: path)
+    }
+
     public static func cleanDebris(besideDatabase path: String) {
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path

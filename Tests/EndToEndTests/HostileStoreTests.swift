@@ -193,9 +193,7 @@ enum FileSystem {
 struct MachineFailureTests {
     @Test func guardsThatCannotBeWrittenStopTheRestoreBeforeTheSwap() throws {
         let p = try Project().seeded()
-        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        try p.alembic("upgrade", "head")
-        let after = try p.dump()
+        let (id, after) = try p.snapshotThenMigrate()
         // guards.json cannot be written (here: a directory stands in its place, as a full disk would fail it).
         try FileManager.default.createDirectory(atPath: p.store + "/guards.json", withIntermediateDirectories: false)
         let r = try p.migsnap("restore", id, "--yes", "--no-safety-snapshot")

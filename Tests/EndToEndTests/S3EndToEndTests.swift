@@ -125,9 +125,7 @@ struct S3EndToEndTests {
         let bucket = try Bucket()
         let p = try Project().seeded()
         p.useStore(in: bucket)
-        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        try p.alembic("upgrade", "head")
-        let after = try p.dump()
+        let (id, after) = try p.snapshotThenMigrate()
         // Someone with write access to the bucket replaces the payload by one of the same size.
         let name = try #require(try bucket.names().first { $0.hasPrefix(id) && $0.hasSuffix(".gz") })
         let client = try S3Client(configuration: S3Configuration.fromEnvironment(bucket.environment))
@@ -144,9 +142,7 @@ struct S3EndToEndTests {
         let bucket = try Bucket()
         let p = try Project().seeded()
         p.useStore(in: bucket)
-        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        try p.alembic("upgrade", "head")
-        let after = try p.dump()
+        let (id, after) = try p.snapshotThenMigrate()
         let secret = bucket.environment["AWS_SECRET_ACCESS_KEY"] ?? ""
 
         let wrong = try p.migsnap("restore", id, "--yes", env: ["AWS_SECRET_ACCESS_KEY": "not-the-secret"])
@@ -221,9 +217,7 @@ struct S3MidTransferTests {
     @Test func aDownloadCutOffLeavesTheDatabaseAlone() throws {
         let bucket = try Bucket()
         let p = try bigProject(bucket)
-        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        try p.alembic("upgrade", "head")
-        let after = try p.dump()
+        let (id, after) = try p.snapshotThenMigrate()
         let relay = try DyingRelay(downLimit: 12 << 20)
         let r = try p.migsnap("restore", id, "--yes", env: ["AWS_ENDPOINT_URL": relay.endpoint])
         #expect(r.status == 1, "\(r.output)")

@@ -128,6 +128,14 @@ final class Project {
         return self
     }
 
+    /// A snapshot of the database as it is, then Alembic's own upgrade to head past it: the id,
+    /// and the dump that a refused or failed restore must leave untouched.
+    func snapshotThenMigrate() throws -> (id: String, after: String) {
+        let id = try ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try alembic("upgrade", "head")
+        return (id, try dump())
+    }
+
     func json(_ text: String) throws -> Any {
         try JSONSerialization.jsonObject(with: Data(text.utf8))
     }

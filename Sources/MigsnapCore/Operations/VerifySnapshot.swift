@@ -4,10 +4,12 @@ public enum VerifySnapshot {
     /// Checksum, full read of the payload, and its revisions against the manifest. With `restore`,
     /// the snapshot is also restored into a staged copy (a scratch database on PostgreSQL; SQLite's
     /// full read already is one) and its per-table row counts are checked against the counts the
-    /// manifest recorded when the snapshot was taken; the staged copy is dropped afterwards.
+    /// manifest recorded when the snapshot was taken; the staged copy is dropped afterwards, and
+    /// the manifest records when (`restore_verified_at`) — so with `restore` the caller holds the
+    /// store lock.
     @discardableResult
     public static func run(_ manifest: Manifest, store: SnapshotStore, engine: DatabaseEngine, versionTable: VersionTable,
-                           restore: Bool = false, progress: ProgressReporter) throws -> PayloadContent {
+                           restore: Bool = false, progress: ProgressReporter, now: Date = Date()) throws -> PayloadContent {
         defer { progress.finish() }
         let scratch = try store.makeScratch()
         let payload = try store.localPayload(manifest, scratch: scratch, progress: progress)
@@ -32,6 +34,11 @@ public enum VerifySnapshot {
                 let detail = differing.prefix(3).map { "\($0): \(counted[$0].map(String.init) ?? "missing") rows restored, \(shape.tables[$0]!.rows) when taken" }
                 throw MigsnapError.verificationFailed("Snapshot \(manifest.id) restored with other rows than were taken: \(detail.joined(separator: "; ")).")
             }
+        }
+        if restore {
+            var proven = manifest
+            proven.restoreVerifiedAt = now
+            try store.write(proven)
         }
         return content
     }
