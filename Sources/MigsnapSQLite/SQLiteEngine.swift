@@ -265,7 +265,7 @@ public final class SQLiteEngine: DatabaseEngine {
             let image = try Connection(path: imagePath, mode: .readWrite)
             // A bigger page cache makes integrity_check markedly faster; 8 MiB keeps memory flat.
             try image.execute("PRAGMA cache_size = -8192")
-            let problems = try image.rows("PRAGMA integrity_check").compactMap { $0.first ?? nil }
+            let problems = try IntegrityCheck.problems(path: imagePath, connection: image, threads: threads)
             guard problems == ["ok"] else {
                 throw MigsnapError.verificationFailed(
                     "the snapshot \(payload.lastPathComponent) fails SQLite's integrity check: "

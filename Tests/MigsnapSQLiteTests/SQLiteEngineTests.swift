@@ -297,6 +297,34 @@ struct SQLiteEngineTests {
         #expect(try debris() == [])
     }
 
+    @Test("an index that disagrees with its table fails the content check on one thread and on several",
+          arguments: [1, 3])
+    func indexDisagreesWithTable(threads: Int) throws {
+        // quick_check passes such a file; only the index-against-table part of integrity_check sees it,
+        // so the split check must still run that part for every table.
+        try makeDatabase(live, rows: 2_000)
+        try sqlite(live, """
+            CREATE TABLE points (a INTEGER, b INTEGER);
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+            INSERT INTO points SELECT i, i * 7 FROM n;
+            CREATE INDEX points_a ON points (a);
+            PRAGMA writable_schema = ON;
+            UPDATE sqlite_master SET sql = 'CREATE INDEX points_a ON points (b)' WHERE name = 'points_a';
+            """)
+        #expect(try sqlite(live, "PRAGMA quick_check;") == "ok\n")
+        let engine = SQLiteEngine(path: live, threads: threads)
+        let url = payload()
+        _ = try engine.snapshot(into: url, versionTable: versionTable, progress: SilentProgress())
+
+        #expect(performing: {
+            _ = try engine.inspect(payload: url, versionTable: versionTable, progress: SilentProgress())
+        }, throws: { error in
+            let error = error as? MigsnapError
+            return error?.isVerificationFailure == true && error?.message.contains("missing from index points_a") == true
+        })
+        #expect(try debris() == [])
+    }
+
     @Test("a payload at another revision than expected is refused before the live database is touched")
     func versionMismatch() throws {
         try makeDatabase(live)
