@@ -29,9 +29,12 @@ struct S3LockHolder: Codable, Equatable {
 /// holding a lease that a background thread renews. A killed holder stops renewing, and once the
 /// lease has run out by the server's clock another run removes the object and takes the lock.
 ///
-/// Known limit: two runs that find the same expired lease at the same moment can race between the
-/// removal and the creation; the renewal thread of the loser then sees the token is not its own
-/// and stops, but its run goes on. Object stores offer no compare-and-delete to close this.
+/// An expired lease is removed with `If-Match` on the ETag it was judged by, so of two runs that
+/// find the same expired lease only one removes it; the other's delete fails (412) because the
+/// winner's new lock has another ETag, and it waits. A lease renewed between the read and the
+/// delete is left alone the same way. Known limit: a server without conditional deletes (501)
+/// gets a plain delete, and there two runs finding the same expired lease at the same moment can
+/// both proceed (the loser's renewal thread then sees the lock is not its own and stops).
 final class S3StoreLock: StoreLock {
     private let renewer: LeaseRenewer
 
@@ -73,7 +76,7 @@ final class S3StoreLock: StoreLock {
                 return S3StoreLock(holding: holder, client: client, bucket: bucket, key: key, timing: timing)
             }
             if isExpired(other, lastModified: current.lastModified, serverDate: current.serverDate) {
-                try client.deleteObject(bucket: bucket, key: key)
+                try removeExpired(client: client, bucket: bucket, key: key, etag: current.etag)
                 continue
             }
             if Date() >= deadline {
@@ -83,6 +86,20 @@ final class S3StoreLock: StoreLock {
                     hint: "Wait for it to finish and try again; a killed run's lock expires \(Int(other?.leaseSeconds ?? timing.length)) s after its last renewal.")
             }
             Thread.sleep(forTimeInterval: max(0.05, min(timing.poll, deadline.timeIntervalSinceNow)))
+        }
+    }
+
+    /// Deletes the lock object only if it is still the one with `etag` (the expired lease that was
+    /// read); whether it was removed or someone else changed it first, the caller looks again.
+    static func removeExpired(client: S3Client, bucket: String, key: String, etag: String?) throws {
+        guard let etag, !etag.isEmpty else {
+            try client.deleteObject(bucket: bucket, key: key)
+            return
+        }
+        let reply = try client.send(S3Client.S3Request(method: "DELETE", bucket: bucket, key: key, headers: [("If-Match", etag)]),
+                                    accepting: [412, 501], missingKeyIsNil: true)
+        if reply.status == 501 {
+            try client.deleteObject(bucket: bucket, key: key)
         }
     }
 

@@ -49,6 +49,28 @@ import Testing
         lock.release()
     }
 
+    @Test func anExpiredLeaseIsRemovedOnlyIfItIsStillTheOneThatWasRead() throws {
+        // Two runs read the same expired lease; the first removes it and takes the lock. The second's
+        // removal, conditional on the ETag it read, must leave the first's lock alone.
+        let backend = try TestServer.backend()
+        let key = backend.s3.key(".lock")
+        let dead = S3LockHolder(owner: "dead", host: "gone-host", pid: 99999, purpose: "killed upgrade",
+                                since: "", expires: "", leaseSeconds: 1)
+        try backend.client.putObject(bucket: backend.s3.bucket, key: key, data: JSONEncoder().encode(dead))
+        let expiredTag = try #require(try backend.client.headObject(bucket: backend.s3.bucket, key: key)).etag
+        Thread.sleep(forTimeInterval: 2.5)
+
+        let lock = try backend.lock(purpose: "the winner", wait: 10)
+        try S3StoreLock.removeExpired(client: backend.client, bucket: backend.s3.bucket, key: key, etag: expiredTag)
+        let current = try #require(try backend.client.getObject(bucket: backend.s3.bucket, key: key))
+        #expect(try JSONDecoder().decode(S3LockHolder.self, from: current.body).purpose == "the winner")
+
+        // The one it was judged by is removed.
+        try S3StoreLock.removeExpired(client: backend.client, bucket: backend.s3.bucket, key: key, etag: current.etag)
+        #expect(try backend.client.getObject(bucket: backend.s3.bucket, key: key) == nil)
+        lock.release()
+    }
+
     @Test func renewalKeepsALiveHolderPastItsLease() throws {
         let timing = S3LeaseTiming(length: 2, renewEvery: 0.5, poll: 0.2)
         let holder = try TestServer.backend(lease: timing)
