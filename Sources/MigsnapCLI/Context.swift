@@ -11,10 +11,14 @@ struct Context {
     /// The URL given with --url, handed to Alembic through DATABASE_URL.
     let urlOverride: String?
 
-    init(_ global: GlobalOptions) throws {
-        config = try global.configuration()
+    /// `groups`: the option groups the command has; what it has not, comes from the environment
+    /// and the config file.
+    init(_ groups: any ConfigurationOptions...) throws {
+        var inputs = ConfigurationInputs()
+        for group in groups { group.apply(to: &inputs) }
+        config = try Configuration.resolve(inputs)
         store = try config.snapshotStore(on: try Self.backend(config.storeLocation, config))
-        urlOverride = global.url
+        urlOverride = inputs.url
     }
 
     /// Another store, as `copy --to` names it: a directory (relative to the working directory) or s3://.
@@ -40,7 +44,7 @@ struct Context {
 
     static func engine(for url: DatabaseURL) -> DatabaseEngine {
         switch url {
-        case .sqlite(let path): return SQLiteEngine(path: path, threads: GlobalOptions.threads)
+        case .sqlite(let path): return SQLiteEngine(path: path, threads: ThreadsOptions.configured)
         case .postgresql(let target): return PostgresEngine(target: target)
         }
     }

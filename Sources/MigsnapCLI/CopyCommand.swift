@@ -16,7 +16,7 @@ extension Migsnap {
             Example: migsnap copy --all --to s3://acme-backups/shop
             """)
 
-        @OptionGroup var global: GlobalOptions
+        @OptionGroup var location: StoreOptions
         @Argument(help: "Snapshot ids (or unique prefixes) to copy.")
         var ids: [String] = []
         @Flag(help: "Copy every snapshot of the store.")
@@ -35,7 +35,7 @@ extension Migsnap {
 
         func run() throws {
             try runReportingErrors {
-                let context = try Context(global)
+                let context = try Context(location)
                 let destination = try context.store(at: to)
                 guard destination.location != context.store.location else {
                     throw MigsnapError.invalidInput("The destination \(destination.location) is the store itself.")

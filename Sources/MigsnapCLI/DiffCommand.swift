@@ -15,7 +15,9 @@ extension Migsnap {
             PostgreSQL snapshot exits 2.
             """)
 
-        @OptionGroup var global: GlobalOptions
+        @OptionGroup var location: StoreOptions
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var threads: ThreadsOptions
         @Argument(help: "Snapshot A: an id or a unique prefix.")
         var a: String
         @Argument(help: "Snapshot B (default: the live database).")
@@ -36,7 +38,7 @@ extension Migsnap {
 
         func run() throws {
             try runReportingErrors {
-                let context = try Context(global)
+                let context = try Context(location, database)
                 let snapshotA = try context.store.resolve(a)
                 let snapshotB = try b.map(context.store.resolve)
                 let engine = snapshotB == nil ? try context.liveEngine() : context.engineForReading(snapshotA)

@@ -7,7 +7,7 @@ extension Migsnap {
             commandName: "list",
             abstract: "List the snapshots, oldest first.")
 
-        @OptionGroup var global: GlobalOptions
+        @OptionGroup var location: StoreOptions
         @Option(help: ArgumentHelp("Only snapshots taken at this revision (a full id or a prefix).", valueName: "rev"))
         var revision: String?
         @Option(help: ArgumentHelp("Only snapshots with this tag.", valueName: "tag"))
@@ -16,7 +16,7 @@ extension Migsnap {
 
         func run() throws {
             try runReportingErrors {
-                let context = try Context(global)
+                let context = try Context(location)
                 try context.config.requireProjectOrNamedStore()
                 var manifests = try context.reportingDamage(context.store.scan())
                 let stored = manifests.count

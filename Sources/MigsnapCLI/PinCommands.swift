@@ -6,12 +6,12 @@ extension Migsnap {
         static let configuration = CommandConfiguration(
             commandName: "pin", abstract: "Pin a snapshot: prune never removes it.")
 
-        @OptionGroup var global: GlobalOptions
+        @OptionGroup var location: StoreOptions
         @Argument(help: "The snapshot id, or a unique prefix of it.")
         var id: String
 
         func run() throws {
-            try runReportingErrors { try setPinned(global: global, id: id, to: true) }
+            try runReportingErrors { try setPinned(location: location, id: id, to: true) }
         }
     }
 
@@ -19,18 +19,18 @@ extension Migsnap {
         static let configuration = CommandConfiguration(
             commandName: "unpin", abstract: "Unpin a snapshot: the retention policy decides again.")
 
-        @OptionGroup var global: GlobalOptions
+        @OptionGroup var location: StoreOptions
         @Argument(help: "The snapshot id, or a unique prefix of it.")
         var id: String
 
         func run() throws {
-            try runReportingErrors { try setPinned(global: global, id: id, to: false) }
+            try runReportingErrors { try setPinned(location: location, id: id, to: false) }
         }
     }
 }
 
-private func setPinned(global: GlobalOptions, id: String, to pinned: Bool) throws {
-    let context = try Context(global)
+private func setPinned(location: StoreOptions, id: String, to pinned: Bool) throws {
+    let context = try Context(location)
     let lock = try context.store.lock(purpose: pinned ? "pin" : "unpin")
     var manifest = try context.store.resolve(id)
     let verb = pinned ? "pinned" : "unpinned"

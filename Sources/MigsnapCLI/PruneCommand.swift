@@ -14,13 +14,14 @@ extension Migsnap {
             file, else the built-in default (see the README).
             """)
 
-        @OptionGroup var global: GlobalOptions
+        @OptionGroup var location: StoreOptions
+        @OptionGroup var retention: RetentionOptions
         @OptionGroup var confirm: ConfirmOptions
         @OptionGroup var output: JSONOption
 
         func run() throws {
             try runReportingErrors {
-                let context = try Context(global)
+                let context = try Context(location, retention)
                 try context.config.requireProjectOrNamedStore()
                 let policy = try context.config.retentionPolicy()
                 let lock = confirm.dryRun ? nil : try context.store.lock(purpose: "prune")

@@ -19,7 +19,10 @@ extension Migsnap {
             same without putting the URL (and its password) on the command line.
             """)
 
-        @OptionGroup var global: GlobalOptions
+        @OptionGroup var location: StoreOptions
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var alembic: AlembicOptions
+        @OptionGroup var threads: ThreadsOptions
         @Argument(help: "The snapshot id, or a unique prefix of it.")
         var id: String?
         @Option(help: ArgumentHelp("Restore the newest snapshot taken at this revision instead of naming an id.", valueName: "rev"))
@@ -61,7 +64,7 @@ extension Migsnap {
 
         func run() throws {
             try runReportingErrors {
-                let context = try Context(global)
+                let context = try Context(location, database, alembic)
                 // A dry run writes nothing: no store, no lock, no cleanup.
                 let lock = confirm.dryRun ? nil : try context.store.lock(purpose: "restore")
                 let manifest = try id.map(context.store.resolve) ?? context.store.newest(atRevision: revision!)

@@ -6,6 +6,9 @@ extension Migsnap {
         static let configuration = CommandConfiguration(
             commandName: "rollback",
             abstract: "Go back like `alembic downgrade`, but with the rows: restore the snapshot at the target revision.",
+            // The target is collected by an array (see `words`), which argument-parser would show
+            // as `[<target> ...]`; one target is what rollback takes.
+            usage: "migsnap rollback [<options>] [<target>]",
             discussion: """
             TARGET is what `alembic downgrade` takes: -1 (default), -N, a revision or a unique \
             prefix, base. migsnap restores the newest snapshot keyed to the revisions the \
@@ -22,7 +25,10 @@ extension Migsnap {
             apply the same unchanged file again unless --force (or `migsnap unguard REV`).
             """)
 
-        @OptionGroup var global: GlobalOptions
+        @OptionGroup var location: StoreOptions
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var alembic: AlembicOptions
+        @OptionGroup var threads: ThreadsOptions
         @Flag(help: "Refuse instead of falling back to `alembic downgrade` when there is no snapshot.")
         var noFallback = false
         @Flag(help: "If the fallback's `alembic downgrade` fails, leave the database as Alembic left it instead of restoring the pre-downgrade snapshot.")
@@ -47,7 +53,7 @@ extension Migsnap {
 
         func run() throws {
             try runReportingErrors {
-                let context = try Context(global)
+                let context = try Context(location, database, alembic)
                 let engine = try context.liveEngine()
                 // A dry run writes nothing: no store, no lock, no cleanup.
                 let lock = confirm.dryRun ? nil : try context.store.lock(purpose: "rollback \(target)", wait: 10)

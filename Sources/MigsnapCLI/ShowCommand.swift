@@ -7,14 +7,14 @@ extension Migsnap {
             commandName: "show",
             abstract: "Show one snapshot's manifest and where its file is.")
 
-        @OptionGroup var global: GlobalOptions
+        @OptionGroup var location: StoreOptions
         @Argument(help: "The snapshot id, or a unique prefix of it.")
         var id: String
         @OptionGroup var output: JSONOption
 
         func run() throws {
             try runReportingErrors {
-                let context = try Context(global)
+                let context = try Context(location)
                 let m = try context.store.resolve(id)
                 if output.json {
                     try Terminal.printJSON(m)

@@ -13,7 +13,9 @@ extension Migsnap {
             --threads cores, plain gzip for gunzip). Prints the new snapshot's id.
             """)
 
-        @OptionGroup var global: GlobalOptions
+        @OptionGroup var location: StoreOptions
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var threads: ThreadsOptions
         @Option(name: .customLong("tag"), help: ArgumentHelp("Tag the snapshot (repeatable); keep_tags in the retention policy keeps tagged snapshots.", valueName: "tag"))
         var tags: [String] = []
         @Flag(help: "Pin the snapshot: prune never removes it.")
@@ -26,7 +28,7 @@ extension Migsnap {
 
         func run() throws {
             try runReportingErrors {
-                let context = try Context(global)
+                let context = try Context(location, database)
                 let engine = try context.liveEngine()
                 let lock = try context.store.lock(purpose: "snapshot")
                 let manifest = try TakeSnapshot.run(

@@ -8,12 +8,14 @@ extension Migsnap {
             commandName: "status",
             abstract: "Show the database, its revision, the snapshots and the store.")
 
-        @OptionGroup var global: GlobalOptions
+        @OptionGroup var location: StoreOptions
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var alembic: AlembicOptions
         @OptionGroup var output: JSONOption
 
         func run() throws {
             try runReportingErrors {
-                let context = try Context(global)
+                let context = try Context(location, database, alembic)
                 let status = try ProjectStatus.read(configuration: context.config, store: context.store,
                                                     engine: try context.liveEngine())
                 status.warnings.forEach(Terminal.warn)

@@ -14,7 +14,7 @@ extension Migsnap {
             cleared when the database is brought to its revision or later again.
             """)
 
-        @OptionGroup var global: GlobalOptions
+        @OptionGroup var location: StoreOptions
         @Argument(help: ArgumentHelp("The guarded revisions (full ids or unique prefixes).", valueName: "rev"))
         var revisions: [String] = []
         @Flag(help: "Clear every guard.")
@@ -30,7 +30,7 @@ extension Migsnap {
 
         func run() throws {
             try runReportingErrors {
-                let context = try Context(global)
+                let context = try Context(location)
                 let book = GuardBook(store: context.store)
                 let cleared = try book.matching(all ? nil : revisions)
                 guard !cleared.isEmpty else {

@@ -30,7 +30,11 @@ extension Migsnap {
             and exits as the real run would.
             """)
 
-        @OptionGroup var global: GlobalOptions
+        @OptionGroup var location: StoreOptions
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var alembic: AlembicOptions
+        @OptionGroup var retention: RetentionOptions
+        @OptionGroup var threads: ThreadsOptions
         @Argument(help: "The revision to upgrade to.")
         var target: String = "head"
         @Flag(help: "One snapshot, then a single `alembic upgrade TARGET` (instead of one step at a time).")
@@ -47,7 +51,7 @@ extension Migsnap {
 
         func run() throws {
             try runReportingErrors {
-                let context = try Context(global)
+                let context = try Context(location, database, self.alembic, retention)
                 let url = try context.config.databaseURL()
                 let engine = Context.engine(for: url)
                 let options = UpgradeOptions(target: target, once: once, restoreOnFailure: !noRestoreOnFailure, force: force)

@@ -18,7 +18,9 @@ extension Migsnap {
             dropped. The manifest then records when (restore_verified_at; `list` and `show` say so).
             """)
 
-        @OptionGroup var global: GlobalOptions
+        @OptionGroup var location: StoreOptions
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var threads: ThreadsOptions
         @Argument(help: "Snapshot ids or unique prefixes (default: all).")
         var ids: [String] = []
         @Flag(help: "Restore each snapshot into a staged copy and check its revision and row counts (then drop it).")
@@ -37,7 +39,7 @@ extension Migsnap {
 
         func run() throws {
             try runReportingErrors {
-                let context = try Context(global)
+                let context = try Context(location, database)
                 try context.config.requireProjectOrNamedStore()
                 let scan = try context.store.scan(thorough: true)
                 let manifests = ids.isEmpty ? scan.manifests : try ids.map(context.store.resolve)

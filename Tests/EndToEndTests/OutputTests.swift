@@ -90,7 +90,7 @@ extension OutputTests {
 
 extension OutputTests {
     @Test("A mistyped command gets a suggestion, exit 64", arguments: [
-        (["rolback"], "rollback"), (["upgarde", "head"], "upgrade"), (["help", "lst"], "list"), (["Verify"], "verify"),
+        (["rolback"], "rollback"), (["upgarde", "head"], "upgrade"), (["help", "lst"], "list"), (["Verify"], "verify"), (["lsit"], "list"),
     ])
     func aMistypedCommandGetsASuggestion(arguments: [String], meant: String) throws {
         let p = try Project()
