@@ -167,3 +167,34 @@ struct PostgresDiffTests {
         #expect(try scratchDatabases(db) == "")
     }
 }
+
+@Suite("Restore and rollback plans on PostgreSQL count rows by key")
+struct PostgresPlanRowsTests {
+    @Test func anAddedAndADeletedRowDoNotCancelOutAndAnUpdateShows() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgres(db)
+        try p.ok("upgrade", "0002")
+        try p.seedPostgres(db)
+        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try db.psql(PlanRowsTests.changes)
+        let before = try db.state()
+        PlanRowsTests.expectByKey(try #require(try p.json(try p.ok("restore", id, "--dry-run", "--json").stdout) as? [String: Any]),
+                                  schema: "public.")
+        PlanRowsTests.expectByKey(human: try p.ok("restore", id, "--dry-run").stdout, schema: "public.")
+        expectSameState(try db.state(), before)
+    }
+
+    @Test func rollbackOverADestructiveMigrationCountsWhatComesBack() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgres(db)
+        try p.ok("upgrade", "0002")
+        try p.seedPostgres(db)
+        try p.ok("snapshot")
+        try p.alembic("upgrade", "head")
+        try db.psql(PlanRowsTests.changes)
+        let plan = try #require(try p.json(try p.ok("rollback", "--dry-run", "--json").stdout) as? [String: Any])
+        #expect(plan["discarded_rows"] as? [String: Int] == ["public.customers": 1, "public.orders": 2], "\(plan)")
+        #expect(plan["changed_rows"] as? [String: Int] == ["public.customers": 1], "\(plan)")
+        #expect(plan["restored_rows"] as? [String: Int] == ["public.customers": 4, "public.orders": 4], "\(plan)")
+    }
+}
