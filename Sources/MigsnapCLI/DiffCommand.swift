@@ -11,8 +11,8 @@ extension Migsnap {
             the columns both have; columns and tables on one side only. A table without a primary \
             key is compared by whole rows, as a multiset (KEY says "whole row"). Changes nothing: \
             the live database is read in one read-only transaction and the snapshots are checked \
-            and unpacked into a scratch space that goes away with the run. SQLite only for now: a \
-            PostgreSQL snapshot exits 2.
+            and unpacked into a scratch space that goes away with the run (on PostgreSQL, a scratch \
+            database on the same server, dropped afterwards; the role needs CREATEDB).
             """)
 
         @OptionGroup var location: StoreOptions

@@ -9,7 +9,7 @@ extension Migsnap {
             abstract: "Restore one snapshot atomically: all of it or none of it.",
             discussion: """
             In this order: the snapshot's checksum and content are verified; the plan is printed \
-            (current and target revision, the migrations undone, per table the rows now, in the snapshot and NET, the difference); \
+            (current and target revision, the migrations undone, per table the rows now and in the snapshot, and by primary key the rows added since, changed since and coming back); \
             you confirm; a safety snapshot of the current state is taken (reason pre-restore); the \
             snapshot is swapped in atomically; the result is checked. A dry run or a refusal stops \
             before the safety snapshot and changes nothing.
@@ -141,38 +141,30 @@ extension Render {
         let tables = Set(plan.rowsNow.keys).union(plan.rowsInSnapshot?.keys ?? [:].keys).union(plan.unknownRows.keys).sorted()
         if !tables.isEmpty {
             lines.append("")
-            lines.append(indented(rowTable(plan, tables)))
+            lines.append(indented(rowTable(plan, tables, versionTable: versionTable)))
             for (table, why) in plan.unknownRows.sorted(by: { $0.key < $1.key }) {
                 lines.append("  \(table): rows now unknown (\(UserText.line(why)))")
-            }
-            if plan.via == .restore, netCountsHideChanges(plan, tables.filter { !versionTable.names($0) }) {
-                lines.append("  NET is rows now minus rows in the snapshot: rows changed since the snapshot, and rows added")
-                lines.append("  where as many were deleted, do not show in it; the restore undoes them all the same.")
             }
         }
         return lines.joined(separator: "\n")
     }
 
-    /// Per table: the rows now and, for a restore, in the snapshot and the net difference
-    /// (`+N`: N more rows now than the restore leaves).
-    private static func rowTable(_ plan: RestorePlan, _ tables: [String]) -> String {
+    /// Per table: the rows now and, for a restore, in the snapshot, and by key the rows added
+    /// since (the restore discards them), changed since, and in the snapshot only (they come back).
+    /// The version table's change is the plan's current and target, so it is not counted by key.
+    private static func rowTable(_ plan: RestorePlan, _ tables: [String], versionTable: VersionTable) -> String {
         guard plan.via == .restore else {
             return Format.table(["TABLE", "ROWS NOW"], tables.map { [$0, plan.rowsNow[$0].map(String.init) ?? "-"] })
         }
-        return Format.table(["TABLE", "ROWS NOW", "IN SNAPSHOT", "NET"], tables.map { t in
+        return Format.table(["TABLE", "ROWS NOW", "IN SNAPSHOT", "ADDED SINCE", "CHANGED SINCE", "COME BACK"], tables.map { t in
+            let inSnapshot = plan.rowsInSnapshot.map { $0[t].map(String.init) ?? "-" } ?? "?"
             if plan.unknownRows[t] != nil {
-                return [t, "unknown", plan.rowsInSnapshot.map { $0[t].map(String.init) ?? "-" } ?? "?", "unknown"]
+                return [t, "unknown", inSnapshot, "unknown", "unknown", "unknown"]
             }
-            let now = plan.rowsNow[t] ?? 0
-            guard let inSnapshot = plan.rowsInSnapshot else { return [t, String(now), "?", "?"] }
-            let net = now - (inSnapshot[t] ?? 0)
-            return [t, plan.rowsNow[t].map(String.init) ?? "-", inSnapshot[t].map(String.init) ?? "-", net > 0 ? "+\(net)" : String(net)]
+            let now = plan.rowsNow[t].map(String.init) ?? "-"
+            guard !versionTable.names(t) else { return [t, now, inSnapshot, "-", "-", "-"] }
+            return [t, now, inSnapshot] + [plan.discardedRows, plan.changedRows, plan.restoredRows].map { String($0[t] ?? 0) }
         })
-    }
-
-    /// Where a table has rows both now and in the snapshot, equal counts can hide changed rows.
-    private static func netCountsHideChanges(_ plan: RestorePlan, _ tables: [String]) -> Bool {
-        tables.contains { (plan.rowsNow[$0] ?? 0) > 0 && (plan.rowsInSnapshot?[$0] ?? 0) > 0 }
     }
 
     private static func indented(_ text: String) -> String {

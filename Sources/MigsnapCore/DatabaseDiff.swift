@@ -6,10 +6,14 @@ public struct DiffScope: Sendable, Equatable {
     public var table: String?
     /// List at most this many rows of each kind (only in A, only in B, changed) of `table`; nil: counts only.
     public var rowLimit: Int?
+    /// Tables left out of the comparison (as the engines name them): a plan's version table,
+    /// tables the role may not read.
+    public var skipped: Set<String>
 
-    public init(table: String? = nil, rowLimit: Int? = nil) {
+    public init(table: String? = nil, rowLimit: Int? = nil, skipped: Set<String> = []) {
         self.table = table
         self.rowLimit = rowLimit
+        self.skipped = skipped
     }
 }
 

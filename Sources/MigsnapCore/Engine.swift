@@ -169,6 +169,9 @@ public protocol DatabaseEngine: AnyObject {
 public protocol StagedRestore: AnyObject {
     /// What the staged copy holds: its revisions, and row counts where the engine can count them.
     var content: PayloadContent { get }
+    /// Compares the staged copy (side A) with the live database (side B) as `diff` does: per
+    /// table by primary key, reading the live database only, in memory that does not grow with it.
+    func compareWithLive(scope: DiffScope, progress: ProgressReporter) throws -> DatabaseDiff
     /// Replaces the live database with the staged copy, atomically: afterwards the database is
     /// either entirely as before or entirely the copy, also if the process is killed mid-way.
     func commit(progress: ProgressReporter) throws

@@ -130,6 +130,12 @@ final class QueryResult {
         return String(cString: PQgetvalue(result, Int32(row), Int32(column)))
     }
 
+    /// The value as libpq holds it, valid while this result lives; nil for NULL.
+    func cString(row: Int, column: Int) -> UnsafePointer<CChar>? {
+        guard let result, PQgetisnull(result, Int32(row), Int32(column)) == 0 else { return nil }
+        return UnsafePointer(PQgetvalue(result, Int32(row), Int32(column)))
+    }
+
     // libpq's PG_DIAG_* are character-literal macros, which Swift does not import.
     var sqlState: String? {
         guard let result, let p = PQresultErrorField(result, Int32(UInt8(ascii: "C"))) else { return nil }

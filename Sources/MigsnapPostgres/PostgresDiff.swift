@@ -1,9 +1,294 @@
 import Foundation
 import MigsnapCore
 
+/// `diff` on PostgreSQL: each snapshot is checked and restored into a scratch database on the
+/// live database's server, exactly as a restore stages it (and dropped when the comparison ends,
+/// also when it fails); the two sides are then read table by table through server-side cursors
+/// in key order and merged, so memory stays flat whatever the size of the tables.
 extension PostgresEngine {
     public func diff(_ a: URL, with b: URL?, scratch: ScratchSpace, scope: DiffScope, progress: ProgressReporter) throws -> DatabaseDiff {
-        throw MigsnapError.invalidInput("`migsnap diff` does not compare PostgreSQL snapshots yet; it compares SQLite ones.",
-                                        hint: "`migsnap restore ID --dry-run` counts rows per table against the live database.")
+        defer { progress.finish() }
+        // The revisions a staging reads are not needed here; any version table does.
+        let stagedA = try stage(payload: a, versionTable: VersionTable(), progress: progress)
+        let stagedB = try b.map { try stage(payload: $0, versionTable: VersionTable(), progress: progress) }
+        return try withExtendedLifetime((stagedA, stagedB)) {
+            try PostgresComparison(a: stagedA.copy, b: stagedB?.copy ?? target, scope: scope, progress: progress).run()
+        }
+    }
+}
+
+/// One comparison of database `a` with database `b` on one server.
+///
+/// Both sides are read in one REPEATABLE READ READ ONLY transaction each (the live side is one
+/// moment, and is never written), with the same session settings, so that a value's text form is
+/// the same on both sides: values are compared by their text form (`col::text`), NULL only
+/// equal to NULL. A column whose type differs between the sides is compared by text too: values
+/// that print alike (an int widened to bigint, varchar to text) match, values that print
+/// differently (numeric(10,2) `1.50` against numeric(10,3) `1.500`) count as changed.
+///
+/// Rows are merged in key order. Both servers sort the same way because the order is made
+/// independent of collations: integer key columns (on both sides) by value, every other column
+/// by its text form under the "C" collation, which compares bytes as `strcmp` does here.
+final class PostgresComparison {
+    private let a: Connection
+    private let b: Connection
+    private let scope: DiffScope
+    private let progress: ProgressReporter
+
+    init(a: PostgresTarget, b: PostgresTarget, scope: DiffScope, progress: ProgressReporter) throws {
+        self.a = try Connection(a)
+        self.b = try Connection(b)
+        self.scope = scope
+        self.progress = progress
+        for side in [self.a, self.b] {
+            try run(side, """
+                SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC';
+                SET extra_float_digits = 1; SET bytea_output = 'hex';
+                BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY
+                """, "Could not start a read")
+        }
+    }
+
+    deinit {
+        _ = try? a.execute("ROLLBACK")
+        _ = try? b.execute("ROLLBACK")
+    }
+
+    func run() throws -> DatabaseDiff {
+        defer { progress.finish() }
+        let inA = try tables(a), inB = try tables(b)
+        var names = Set(inA.keys).union(inB.keys).subtracting(scope.skipped)
+        if let only = scope.table {
+            // `orders` names public.orders, or the one table of that name in another schema.
+            let matches = [only, "public.\(only)"].contains(where: names.contains)
+                ? [names.contains(only) ? only : "public.\(only)"]
+                : names.filter { $0.hasSuffix(".\(only)") }.sorted()
+            guard matches.count == 1 else {
+                throw MigsnapError.invalidInput(
+                    matches.isEmpty ? "Neither side has a table \(UserText.quoted(only))." : "Several tables are named \(UserText.quoted(only)).",
+                    hint: matches.isEmpty ? "Run `migsnap diff` without --table to see the tables." : "Name one of \(matches.joined(separator: ", ")).")
+            }
+            names = [matches[0]]
+        }
+        var diff = DatabaseDiff()
+        for name in names.sorted() {
+            switch (inA[name], inB[name]) {
+            case (_?, nil): diff.tablesOnlyInA.append(name)
+            case (nil, _?): diff.tablesOnlyInB.append(name)
+            case (let x?, let y?): diff.tables.append(try compare(name, x, y))
+            default: break
+            }
+        }
+        return diff
+    }
+
+    /// Tables by `schema.name`, each as a quoted relation name.
+    private func tables(_ side: Connection) throws -> [String: String] {
+        let result = try run(side, PostgresEngine.userTables, "Could not list the tables")
+        var tables: [String: String] = [:]
+        for row in 0..<result.rowCount {
+            guard let schema = result.value(row: row, column: 0), let name = result.value(row: row, column: 1) else { continue }
+            tables["\(schema).\(name)"] = quoteIdentifier(schema) + "." + quoteIdentifier(name)
+        }
+        return tables
+    }
+
+    private struct Column {
+        var name: String
+        /// The base type's name (`int4`, `text`, …), which decides how listed values are shown.
+        var type: String
+        var isInteger: Bool { ["int2", "int4", "int8"].contains(type) }
+    }
+
+    /// Columns in order, and the primary key's columns in key order.
+    private func columns(_ side: Connection, _ relation: String) throws -> (all: [Column], key: [String]) {
+        let result = try run(side, """
+            SELECT a.attname, t.typname,
+                   (SELECT k.n FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+                    WHERE i.indrelid = a.attrelid AND i.indisprimary AND k.attnum = a.attnum)
+            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+            WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum
+            """, "Could not read the columns of \(relation)", [relation])
+        var all: [Column] = [], key: [(Int, String)] = []
+        for row in 0..<result.rowCount {
+            guard let name = result.value(row: row, column: 0) else { continue }
+            all.append(Column(name: name, type: result.value(row: row, column: 1) ?? ""))
+            if let n = result.value(row: row, column: 2).flatMap({ Int($0) }) { key.append((n, name)) }
+        }
+        return (all, key.sorted { $0.0 < $1.0 }.map(\.1))
+    }
+
+    private func compare(_ name: String, _ relationA: String, _ relationB: String) throws -> DatabaseDiff.Table {
+        progress.update(phase: "comparing \(name)", done: 0, total: nil)
+        let colsA = try columns(a, relationA), colsB = try columns(b, relationB)
+        let namesA = Set(colsA.all.map(\.name)), namesB = Set(colsB.all.map(\.name))
+        let common = colsA.all.map(\.name).filter { namesB.contains($0) }
+        // As SQLite's diff: A's key where B has its columns, else B's where A has them; else whole rows.
+        let key = [colsA.key, colsB.key].first { !$0.isEmpty && $0.allSatisfy { namesA.contains($0) && namesB.contains($0) } }
+        var table = DatabaseDiff.Table(
+            name: name,
+            key: DatabaseDiff.Key(kind: key == nil ? .wholeRow : .primaryKey, columns: key ?? common),
+            columnsOnlyInA: colsA.all.map(\.name).filter { !namesB.contains($0) },
+            columnsOnlyInB: colsB.all.map(\.name).filter { !namesA.contains($0) })
+        if key == nil && common.isEmpty {
+            // Rows without a column in common are all alike: only the numbers differ.
+            let rowsA = try count(a, relationA), rowsB = try count(b, relationB)
+            table.onlyInA = max(0, rowsA - rowsB)
+            table.onlyInB = max(0, rowsB - rowsA)
+            if scope.rowLimit != nil { table.rows = DatabaseDiff.Rows() }
+            return table
+        }
+        let matched = key ?? common
+        let values = key == nil ? [] : common.filter { !matched.contains($0) }
+        let typesA = Dictionary(colsA.all.map { ($0.name, $0) }, uniquingKeysWith: { x, _ in x })
+        let typesB = Dictionary(colsB.all.map { ($0.name, $0) }, uniquingKeysWith: { x, _ in x })
+        let byValue = matched.map { typesA[$0]!.isInteger && typesB[$0]!.isInteger }
+        func query(_ relation: String) -> String {
+            // Qualified: a bare name in ORDER BY would sort by the output column of that name, the text.
+            let select = (matched + values).map { "t.\(quoteIdentifier($0))::text" }.joined(separator: ", ")
+            let order = zip(matched, byValue).map { column, byValue in
+                byValue ? "t.\(quoteIdentifier(column))" : "t.\(quoteIdentifier(column))::text COLLATE \"C\""
+            }.joined(separator: ", ")
+            return "SELECT \(select) FROM \(relation) AS t ORDER BY \(order)"
+        }
+        let x = try RowStream(a, query(relationA), context: "Could not read \(name) in A")
+        let y = try RowStream(b, query(relationB), context: "Could not read \(name) in B")
+        defer {
+            x.close()
+            y.close()
+        }
+        var rows = DatabaseDiff.Rows()
+        let limit = scope.rowLimit ?? 0
+        func fields(_ stream: RowStream, _ columns: [String], from: Int, types: [String: Column]) -> DiffFields {
+            DiffFields(columns.enumerated().map { ($1, stream.value(from + $0, type: types[$1]!.type)) })
+        }
+        var compared: Int64 = 0
+        while x.hasRow || y.hasRow {
+            let order = !y.hasRow ? -1 : !x.hasRow ? 1 : compareKeys(x, y, byValue)
+            if order < 0 {
+                table.onlyInA += 1
+                if rows.onlyInA.count < limit { rows.onlyInA.append(fields(x, matched, from: 0, types: typesA)) }
+                try x.advance()
+            } else if order > 0 {
+                table.onlyInB += 1
+                if rows.onlyInB.count < limit { rows.onlyInB.append(fields(y, matched, from: 0, types: typesB)) }
+                try y.advance()
+            } else {
+                let differing = values.indices.filter { !x.same(y, column: matched.count + $0) }
+                if !differing.isEmpty {
+                    table.changed += 1
+                    if rows.changed.count < limit {
+                        rows.changed.append(DatabaseDiff.ChangedRow(key: fields(x, matched, from: 0, types: typesA), changes: differing.map { i in
+                            let column = values[i]
+                            return .init(column: column, a: x.value(matched.count + i, type: typesA[column]!.type),
+                                         b: y.value(matched.count + i, type: typesB[column]!.type))
+                        }))
+                    }
+                }
+                try x.advance()
+                try y.advance()
+            }
+            compared += 1
+            if compared % 100_000 == 0 { progress.update(phase: "comparing \(name)", done: compared, total: nil) }
+        }
+        if scope.rowLimit != nil { table.rows = rows }
+        return table
+    }
+
+    /// Negative when x's row comes first; a NULL (possible where the key is only one side's) last, as ORDER BY puts it.
+    private func compareKeys(_ x: RowStream, _ y: RowStream, _ byValue: [Bool]) -> Int {
+        for (column, byValue) in byValue.enumerated() {
+            switch (x.cString(column), y.cString(column)) {
+            case (nil, nil): continue
+            case (nil, _): return 1
+            case (_, nil): return -1
+            case (let p?, let q?):
+                if byValue {
+                    let l = strtoll(p, nil, 10), r = strtoll(q, nil, 10)
+                    if l != r { return l < r ? -1 : 1 }
+                } else {
+                    let c = strcmp(p, q)
+                    if c != 0 { return c < 0 ? -1 : 1 }
+                }
+            }
+        }
+        return 0
+    }
+
+    private func count(_ side: Connection, _ relation: String) throws -> Int64 {
+        Int64(try run(side, "SELECT count(*) FROM \(relation)", "Could not count the rows of \(relation)").value(row: 0, column: 0) ?? "0") ?? 0
+    }
+
+    @discardableResult
+    private func run(_ side: Connection, _ sql: String, _ what: String, _ parameters: [String] = []) throws -> QueryResult {
+        do {
+            return try side.execute(sql, parameters)
+        } catch let error as QueryError {
+            throw MigsnapError.failed("\(what) in \(side.target.redacted): \(error.message)")
+        }
+    }
+}
+
+/// The rows of one query, fetched from a server-side cursor a batch at a time.
+private final class RowStream {
+    private static let batch = 2_000
+    private let connection: Connection
+    private let cursor: String
+    private let context: String
+    private var result: QueryResult
+    private var row = 0
+
+    init(_ connection: Connection, _ sql: String, context: String) throws {
+        self.connection = connection
+        self.context = context
+        cursor = "migsnap_diff"
+        do {
+            try connection.execute("DECLARE \(cursor) NO SCROLL CURSOR FOR \(sql)")
+            result = try connection.execute("FETCH \(Self.batch) FROM \(cursor)")
+        } catch let error as QueryError {
+            throw MigsnapError.failed("\(context) (\(connection.target.redacted)): \(error.message)")
+        }
+    }
+
+    var hasRow: Bool { row < result.rowCount }
+
+    func advance() throws {
+        row += 1
+        guard row == result.rowCount, row == Self.batch else { return }
+        do {
+            result = try connection.execute("FETCH \(Self.batch) FROM \(cursor)")
+            row = 0
+        } catch let error as QueryError {
+            throw MigsnapError.failed("\(context) (\(connection.target.redacted)): \(error.message)")
+        }
+    }
+
+    func close() {
+        _ = try? connection.execute("CLOSE \(cursor)")
+    }
+
+    func cString(_ column: Int) -> UnsafePointer<CChar>? {
+        result.cString(row: row, column: column)
+    }
+
+    /// NULL only equals NULL; text forms compare byte for byte.
+    func same(_ other: RowStream, column: Int) -> Bool {
+        switch (cString(column), other.cString(column)) {
+        case (nil, nil): return true
+        case (let p?, let q?): return strcmp(p, q) == 0
+        default: return false
+        }
+    }
+
+    /// The value for `diff --rows`: numbers as numbers, bytea as hex, everything else as its text.
+    func value(_ column: Int, type: String) -> DiffValue {
+        guard let text = result.value(row: row, column: column) else { return .null }
+        switch type {
+        case "int2", "int4", "int8": return Int64(text).map(DiffValue.integer) ?? .text(text)
+        case "float4", "float8": return Double(text).flatMap { $0.isFinite ? DiffValue.real($0) : nil } ?? .text(text)
+        case "bytea" where text.hasPrefix("\\x"): return .blob(hex: text.dropFirst(2).uppercased())
+        default: return .text(text)
+        }
     }
 }

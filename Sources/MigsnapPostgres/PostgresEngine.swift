@@ -85,14 +85,7 @@ public final class PostgresEngine: DatabaseEngine {
     /// With `tolerateUnreadable`, a table the role may not read is left out and named with why.
     private func shape(_ connection: Connection, columns: Bool = true,
                        tolerateUnreadable: Bool = false) throws -> (shape: DatabaseShape, unknown: [String: String]) {
-        let tables = try connection.execute("""
-            SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-              AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-              AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
-              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                              AND d.objid = c.oid AND d.deptype = 'e')
-            """)
+        let tables = try connection.execute(Self.userTables)
         var shape = DatabaseShape(tables: [:])
         var unknown: [String: String] = [:]
         for row in 0..<tables.rowCount {
@@ -115,6 +108,17 @@ public final class PostgresEngine: DatabaseEngine {
         }
         return (shape, unknown)
     }
+
+    /// Schema and name of the top-level user tables: partitions are read through their parent,
+    /// extension tables are not ours.
+    static let userTables = """
+        SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                          AND d.objid = c.oid AND d.deptype = 'e')
+        """
 
     private func readRevisions(_ connection: Connection, _ table: VersionTable) throws -> [String] {
         let exists = try query(connection, "SELECT to_regclass($1) IS NOT NULL", "Could not look up the version table",
@@ -199,6 +203,11 @@ public final class PostgresEngine: DatabaseEngine {
     // MARK: Restore
 
     public func stageRestore(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore {
+        try stage(payload: payload, versionTable: versionTable, progress: progress)
+    }
+
+    /// The payload checked and restored into a scratch database, dropped when the result is released uncommitted.
+    func stage(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> PostgresStagedRestore {
         let admin = try Connection(maintenanceTarget)
         let tools = try ClientTools.find(serverVersion: admin.serverVersionNumber)
         _ = try inspect(payload: payload, versionTable: versionTable, tools: tools, progress: progress)
@@ -223,7 +232,7 @@ public final class PostgresEngine: DatabaseEngine {
             }
             let copy = PostgresEngine(target: target.with(database: swap.scratch))
             let content = PayloadContent(revisions: try copy.currentRevisions(versionTable: versionTable), rowCounts: try copy.rowCounts())
-            return PostgresStagedRestore(swap: swap, content: content)
+            return PostgresStagedRestore(swap: swap, content: content, live: target, copy: copy.target)
         } catch {
             progress.finish()
             guard let left = swap.dropScratch(), let error = error as? MigsnapError else { throw error }
@@ -235,11 +244,20 @@ public final class PostgresEngine: DatabaseEngine {
     final class PostgresStagedRestore: StagedRestore {
         let swap: DatabaseSwap
         let content: PayloadContent
+        /// The database the copy replaces, and the copy itself.
+        let live: PostgresTarget
+        let copy: PostgresTarget
         private var committed = false
 
-        init(swap: DatabaseSwap, content: PayloadContent) {
+        init(swap: DatabaseSwap, content: PayloadContent, live: PostgresTarget, copy: PostgresTarget) {
             self.swap = swap
             self.content = content
+            self.live = live
+            self.copy = copy
+        }
+
+        func compareWithLive(scope: DiffScope, progress: ProgressReporter) throws -> DatabaseDiff {
+            try PostgresComparison(a: copy, b: live, scope: scope, progress: progress).run()
         }
 
         func commit(progress: ProgressReporter) throws {

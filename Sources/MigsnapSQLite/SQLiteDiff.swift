@@ -14,12 +14,17 @@ extension SQLiteEngine {
             imageB = scratch.file("b.sqlite")
             _ = try Self.verifiedImage(of: b, at: imageB, threads: threads, progress: progress)
         }
+        return try compare(imageA, payload: a, with: imageB, payload: b, scope: scope)
+    }
+
+    /// Image `a` (unpacked from payload `a`) against image `b`, or the live database when `payloadB` is nil.
+    func compare(_ a: String, payload payloadA: URL?, with b: String, payload payloadB: URL?, scope: DiffScope) throws -> DatabaseDiff {
         let connection = try Self.onImage(nil) { try Connection(path: ":memory:", mode: .memoryAttachingURIs) }
-        try Self.onImage(a) { try Self.attach(imageA, as: "a", to: connection) }
-        if let b {
-            try Self.onImage(b) { try Self.attach(imageB, as: "b", to: connection) }
+        try Self.onImage(payloadA) { try Self.attach(a, as: "a", to: connection) }
+        if let payloadB {
+            try Self.onImage(payloadB) { try Self.attach(b, as: "b", to: connection) }
         } else {
-            try onLive { try Self.attach(imageB, as: "b", to: connection) }
+            try onLive { try Self.attach(b, as: "b", to: connection) }
         }
         // One read transaction: the live side is one moment, however long the comparison takes.
         return try onLive {
@@ -49,7 +54,7 @@ private struct Comparison {
 
     func run() throws -> DatabaseDiff {
         let inA = try tables("a"), inB = try tables("b")
-        var names = Set(inA).union(inB)
+        var names = Set(inA).union(inB).subtracting(scope.skipped)
         if let only = scope.table {
             guard names.contains(only) else {
                 throw MigsnapError.invalidInput("Neither side has a table \(UserText.quoted(only)).",

@@ -155,6 +155,10 @@ public final class SQLiteEngine: DatabaseEngine {
             self.content = content
         }
 
+        func compareWithLive(scope: DiffScope, progress: ProgressReporter) throws -> DatabaseDiff {
+            try engine.compare(staging, payload: nil, with: engine.path, payload: nil, scope: scope)
+        }
+
         func commit(progress: ProgressReporter) throws {
             defer { progress.finish() }
             guard let image else { return }

@@ -221,24 +221,3 @@ struct DiffReferenceTests {
         #expect(counts("bag").map { $0.map(String.init) ?? "nil" }.joined(separator: " ") == bag.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
-
-@Suite("diff on PostgreSQL: not yet, said plainly")
-struct DiffPostgresTests {
-    @Test func aPostgresSnapshotExitsTwoAndChangesNothing() throws {
-        let db = try PostgresDatabase()
-        let p = try Project.postgres(db)
-        try p.ok("upgrade", "0002")
-        try p.seedPostgres(db)
-        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let before = try db.state()
-        let store = try FileManager.default.subpathsOfDirectory(atPath: p.store).sorted()
-        for arguments in [["diff", id], ["diff", id, id, "--json"]] {
-            let r = try p.migsnap(arguments)
-            #expect(r.status == 2, "\(r.output)")
-            #expect(r.stderr.contains("PostgreSQL") && r.stderr.contains("yet"), "\(r.stderr)")
-            #expect(r.stdout.isEmpty)
-        }
-        #expect(try db.state() == before)
-        #expect(try FileManager.default.subpathsOfDirectory(atPath: p.store).sorted() == store)
-    }
-}

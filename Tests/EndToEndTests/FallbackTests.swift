@@ -77,31 +77,60 @@ struct FallbackTests {
     }
 }
 
-@Suite("The restore plan's row counts")
+@Suite("The restore plan's row counts, by key")
 struct PlanRowsTests {
-    @Test func columnsAreLabelledForWhatTheyAreAndTheLimitIsSaid() throws {
-        let p = try Project().seeded()
-        try p.ok("snapshot")
-        // One customer deleted and another added: the net count of customers does not move.
-        _ = try p.sqlite("DELETE FROM orders WHERE customer_id = 1; DELETE FROM customers WHERE id = 1; INSERT INTO customers (id, name, email, active) VALUES (99, 'New', 'n@example.com', 1); INSERT INTO orders (customer_id, total_cents) VALUES (99, 5), (99, 6)")
-        let id = try #require(try p.manifests().first?["id"] as? String)
-        let plan = try p.ok("restore", id, "--dry-run").stdout
-        let header = try #require(plan.split(separator: "\n").first { $0.contains("TABLE") })
-        #expect(header.contains("ROWS NOW") && header.contains("IN SNAPSHOT") && header.contains("NET") && !header.contains("DISCARDED"), "\(plan)")
-        let customers = try #require(plan.split(separator: "\n").first { $0.contains("customers") })
-        #expect(customers.split(separator: " ").map(String.init) == ["customers", "10", "10", "0"], "\(plan)")
-        let orders = try #require(plan.split(separator: "\n").first { $0.contains("orders") })
-        #expect(orders.split(separator: " ").map(String.init) == ["orders", "11", "10", "+1"], "\(plan)")
-        #expect(plan.contains("rows changed since the snapshot"), "\(plan)")
+    /// The seeded example, then the application's changes since the snapshot: customer 1 and its
+    /// order deleted, customer 99 added with two orders, customer 2 renamed. By count, customers
+    /// do not move (10 and 10): by key, one is added, one changed, one comes back.
+    static let changes = """
+        DELETE FROM orders WHERE customer_id = 1; DELETE FROM customers WHERE id = 1;
+        INSERT INTO customers (id, name, email, active) VALUES (99, 'New', 'n@example.com', true);
+        UPDATE customers SET name = 'Renamed' WHERE id = 2;
+        INSERT INTO orders (customer_id, total_cents) VALUES (99, 5), (99, 6)
+        """
+
+    static func expectByKey(_ plan: [String: Any], schema: String = "", sourceLocation: SourceLocation = #_sourceLocation) {
+        let c = schema + "customers", o = schema + "orders"
+        #expect(plan["discarded_rows"] as? [String: Int] == [c: 1, o: 2], "\(plan)", sourceLocation: sourceLocation)
+        #expect(plan["changed_rows"] as? [String: Int] == [c: 1], "\(plan)", sourceLocation: sourceLocation)
+        #expect(plan["restored_rows"] as? [String: Int] == [c: 1, o: 1], "\(plan)", sourceLocation: sourceLocation)
     }
 
-    @Test func noNoteWhereTheCountsTellItAll() throws {
+    static func expectByKey(human plan: String, schema: String = "", sourceLocation: SourceLocation = #_sourceLocation) {
+        let lines = plan.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        let header = lines.first { $0.first == "TABLE" }?.joined(separator: " ") ?? ""
+        #expect(header == "TABLE ROWS NOW IN SNAPSHOT ADDED SINCE CHANGED SINCE COME BACK", "\(plan)", sourceLocation: sourceLocation)
+        #expect(lines.contains([schema + "customers", "10", "10", "1", "1", "1"]), "\(plan)", sourceLocation: sourceLocation)
+        #expect(lines.contains([schema + "orders", "11", "10", "2", "0", "1"]), "\(plan)", sourceLocation: sourceLocation)
+        #expect(lines.contains([schema + "alembic_version", "1", "1", "-", "-", "-"]), "\(plan)", sourceLocation: sourceLocation)
+        #expect(!plan.contains("NET") && !plan.contains("rows changed since the snapshot"), "\(plan)", sourceLocation: sourceLocation)
+    }
+
+    @Test func anAddedAndADeletedRowDoNotCancelOutAndAnUpdateShows() throws {
+        let p = try Project().seeded()
+        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        _ = try p.sqlite(Self.changes)
+        Self.expectByKey(try #require(try p.json(try p.ok("restore", id, "--dry-run", "--json").stdout) as? [String: Any]))
+        Self.expectByKey(human: try p.ok("restore", id, "--dry-run").stdout)
+    }
+
+    @Test func rollbackOverADestructiveMigrationCountsWhatComesBack() throws {
+        let p = try Project().seeded()
+        // 0003 deletes the 3 inactive customers and their orders, and drops customers.phone.
+        _ = try p.snapshotThenMigrate()
+        _ = try p.sqlite(Self.changes)
+        let plan = try #require(try p.json(try p.ok("rollback", "--dry-run", "--json").stdout) as? [String: Any])
+        #expect(plan["discarded_rows"] as? [String: Int] == ["customers": 1, "orders": 2], "\(plan)")
+        #expect(plan["changed_rows"] as? [String: Int] == ["customers": 1], "\(plan)")
+        #expect(plan["restored_rows"] as? [String: Int] == ["customers": 4, "orders": 4], "\(plan)")
+    }
+
+    @Test func anEmptySnapshotCountsEveryRowAsAdded() throws {
         let p = try Project()
         try p.ok("upgrade", "0002")
         try p.python("seed.py", p.database)
         let id = try #require(try p.manifests().last?["id"] as? String)
         let plan = try p.ok("restore", id, "--dry-run").stdout
-        #expect(plan.contains("+10"), "\(plan)")
-        #expect(!plan.contains("rows changed since the snapshot"), "the snapshot's tables are empty: nothing hides: \(plan)")
+        #expect(plan.split(separator: "\n").contains { $0.split(separator: " ") == ["customers", "10", "0", "10", "0", "0"] }, "\(plan)")
     }
 }

@@ -104,6 +104,8 @@ struct SQLiteSliceTests {
         #expect(plan["snapshot"] as? String == id)
         #expect(plan["undone"] as? [String] == ["0003"])
         #expect((plan["discarded_rows"] as? [String: Int]) == [:])
+        #expect((plan["changed_rows"] as? [String: Int]) == [:])
+        #expect((plan["restored_rows"] as? [String: Int]) == ["customers": 3, "orders": 3])
         let rowsInSnapshot = try #require(plan["rows_in_snapshot"] as? [String: Int])
         #expect(rowsInSnapshot["customers"] == 10)
 
@@ -120,6 +122,7 @@ struct SQLiteSliceTests {
         _ = try p.sqlite("INSERT INTO orders (customer_id, total_cents) VALUES (1, 5), (2, 6), (3, 7)")
         let plan = try #require(try p.json(try p.ok("restore", id, "--dry-run", "--json").stdout) as? [String: Any])
         #expect(plan["discarded_rows"] as? [String: Int] == ["orders": 3])
+        #expect(plan["changed_rows"] as? [String: Int] == [:] && plan["restored_rows"] as? [String: Int] == [:])
         #expect(plan["undone"] as? [String] == [])
     }
 

@@ -43,6 +43,7 @@ struct UpgradeRollbackTests {
         #expect(plan["via"] as? String == "restore")
         #expect(plan["snapshot"] as? String == manifests[2]["id"] as? String)
         #expect(plan["discarded_rows"] as? [String: Int] == [:])
+        #expect(plan["restored_rows"] as? [String: Int] == ["customers": 3, "orders": 3], "what 0003 deleted comes back")
 
         let rollback = try p.ok("rollback", "-1", "--yes")
         #expect(rollback.stdout.contains("Restored"))

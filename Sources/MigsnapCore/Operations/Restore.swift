@@ -2,7 +2,7 @@ import Foundation
 
 /// What a restore or rollback would do, printed before anything changes.
 /// Its JSON is part of the product contract (DESIGN.md): `current`, `target`, `undone`, `via`,
-/// `snapshot`, `discarded_rows`.
+/// `snapshot`, `discarded_rows`, `changed_rows`, `restored_rows`.
 public struct RestorePlan: Codable, Sendable, Equatable {
     public enum Via: String, Codable, Sendable { case restore, downgrade }
 
@@ -12,9 +12,15 @@ public struct RestorePlan: Codable, Sendable, Equatable {
     public var undone: [String]
     public var via: Via
     @NullEncoded public var snapshot: String?
-    /// Rows that exist now and would not after the restore, per table: the count now minus the
-    /// count in the snapshot, where positive (a table absent from the snapshot loses all its rows).
+    /// Per table, rows added since the snapshot, which the restore discards: rows now whose key
+    /// the snapshot does not have (tables without a primary key: whole rows, as a multiset).
+    /// Counted against the staged, verified snapshot; tables with none are left out.
     public var discardedRows: [String: Int64]
+    /// Per table, rows on both sides whose values changed since the snapshot (the restore puts the
+    /// snapshot's values back).
+    public var changedRows: [String: Int64] = [:]
+    /// Per table, rows in the snapshot that are not now: the restore brings them back.
+    public var restoredRows: [String: Int64] = [:]
     /// Row counts per table now and in the snapshot (nil where unknown), for the human table.
     public var rowsNow: [String: Int64]
     @NullEncoded public var rowsInSnapshot: [String: Int64]?
@@ -27,6 +33,8 @@ public struct RestorePlan: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case current, target, undone, via, snapshot
         case discardedRows = "discarded_rows"
+        case changedRows = "changed_rows"
+        case restoredRows = "restored_rows"
         case rowsNow = "rows_now"
         case rowsInSnapshot = "rows_in_snapshot"
         case database
@@ -34,14 +42,20 @@ public struct RestorePlan: Codable, Sendable, Equatable {
         case unknownRows = "unknown_rows"
     }
 
-    public static func discarded(now: [String: Int64], snapshot: [String: Int64]?) -> [String: Int64] {
-        guard let snapshot else { return [:] }
-        var result: [String: Int64] = [:]
-        for (table, count) in now {
-            let lost = count - (snapshot[table] ?? 0)
-            if lost > 0 { result[table] = lost }
+    /// The by-key counts of a comparison of the snapshot (A) with the live database (B); a table
+    /// on one side only is all added or all coming back. Without a comparison (no live database),
+    /// every row of the snapshot comes back. Tables in `skipped` are not counted.
+    mutating func count(_ diff: DatabaseDiff?, skipped: Set<String>) {
+        guard let diff else {
+            restoredRows = (rowsInSnapshot ?? [:]).filter { $0.value > 0 && !skipped.contains($0.key) }
+            return
         }
-        return result
+        func nonZero(_ pairs: [(String, Int64)]) -> [String: Int64] {
+            Dictionary(pairs.filter { $0.1 > 0 }, uniquingKeysWith: +)
+        }
+        discardedRows = nonZero(diff.tables.map { ($0.name, $0.onlyInB) } + diff.tablesOnlyInB.map { ($0, rowsNow[$0] ?? 0) })
+        changedRows = nonZero(diff.tables.map { ($0.name, $0.changed) })
+        restoredRows = nonZero(diff.tables.map { ($0.name, $0.onlyInA) } + diff.tablesOnlyInA.map { ($0, rowsInSnapshot?[$0] ?? 0) })
     }
 }
 
@@ -100,12 +114,14 @@ public struct RestoreOperation {
         let exists = try engine.databaseExists()
         let current = exists ? try engine.currentRevisions(versionTable: versionTable) : []
         let (rowsNow, unknownRows) = exists ? try engine.rowCountsForPlan() : ([:], [:])
-        let plan = RestorePlan(
+        var plan = RestorePlan(
             current: current, target: manifest.revisions, undone: try undone(current, manifest.revisions),
-            via: .restore, snapshot: manifest.id,
-            discardedRows: RestorePlan.discarded(now: rowsNow, snapshot: staged.content.rowCounts),
+            via: .restore, snapshot: manifest.id, discardedRows: [:],
             rowsNow: rowsNow, rowsInSnapshot: staged.content.rowCounts, database: engine.redactedLocation,
             safetySnapshot: safetySnapshot && exists, unknownRows: unknownRows)
+        // The revision is the plan's `current` and `target`; tables the role cannot read cannot be compared.
+        let skipped = Set(unknownRows.keys).union([versionTable.name, "\(versionTable.schema ?? "public").\(versionTable.name)"])
+        plan.count(exists ? try staged.compareWithLive(scope: DiffScope(skipped: skipped), progress: progress) : nil, skipped: skipped)
         return PreparedRestore(plan: plan, staged: staged)
     }
 

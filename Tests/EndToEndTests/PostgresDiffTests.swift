@@ -1,0 +1,200 @@
+import Foundation
+import Testing
+
+@Suite("diff on PostgreSQL: generated data against a reference computed in SQL")
+struct PostgresDiffTests {
+    /// Tables in `public` and a copy of each in `ref`, taken before the snapshot: `ref` is state A
+    /// inside the live database, so the test can count the differences in SQL with EXCEPT.
+    private static let generated = """
+        CREATE TABLE items (id int PRIMARY KEY, name text, qty int, price numeric(10,2), note text, data bytea);
+        INSERT INTO items SELECT g, 'item ' || g, g % 7, g * 1.25, CASE WHEN g % 5 = 0 THEN NULL ELSE 'n' || g END,
+            decode(md5(g::text), 'hex') FROM generate_series(1, 5000) g;
+        CREATE TABLE tags (label text, n int);
+        INSERT INTO tags SELECT 'tag' || (g % 50), g % 3 FROM generate_series(1, 2000) g;
+        CREATE TABLE pairs (a text, b int, v text, PRIMARY KEY (a, b));
+        INSERT INTO pairs SELECT x, g, 'v' || g FROM unnest(ARRAY['a', 'B', 'é', 'e', 'Z', 'ab', '10', '9']) x, generate_series(1, 40) g;
+        CREATE TABLE gone (id int PRIMARY KEY);
+        INSERT INTO gone SELECT generate_series(1, 10);
+        CREATE SCHEMA ref;
+        CREATE TABLE ref.items AS SELECT * FROM items;
+        CREATE TABLE ref.tags AS SELECT * FROM tags;
+        CREATE TABLE ref.pairs AS SELECT * FROM pairs;
+        """
+
+    /// Inserts, updates and deletes; a dropped column, a widened type, a dropped and a new table.
+    private static let changes = """
+        DELETE FROM items WHERE id % 97 = 0;
+        UPDATE items SET qty = qty + 1 WHERE id % 31 = 0;
+        UPDATE items SET name = NULL WHERE id % 53 = 0;
+        UPDATE items SET note = 'only the dropped column' WHERE id % 11 = 0;
+        UPDATE items SET data = NULL WHERE id % 401 = 0;
+        INSERT INTO items SELECT g, 'new ' || g, 1, 2.5, NULL, NULL FROM generate_series(5001, 5300) g;
+        ALTER TABLE items DROP COLUMN note;
+        ALTER TABLE items ALTER COLUMN qty TYPE bigint;
+        DELETE FROM tags WHERE ctid IN (SELECT ctid FROM tags WHERE label = 'tag7' LIMIT 3);
+        UPDATE tags SET n = 9 WHERE label = 'tag8' AND n = 1;
+        INSERT INTO tags VALUES ('tag7', 1), ('new', NULL), ('new', NULL);
+        DELETE FROM pairs WHERE b = 3;
+        UPDATE pairs SET v = 'changed' WHERE b = 5 AND a IN ('é', 'Z');
+        INSERT INTO pairs VALUES ('ü', 1, 'x'), ('a', 41, NULL);
+        DROP TABLE gone;
+        CREATE TABLE fresh (id int PRIMARY KEY);
+        """
+
+    /// only_in_a, only_in_b, changed as SQL counts them: `ref.T` is A, `public.T` is B.
+    private func reference(_ db: PostgresDatabase, _ table: String, key: String?, values: String) throws -> [Int] {
+        func count(_ sql: String) throws -> Int { Int(try db.psql("SELECT count(*) FROM (\(sql)) s")) ?? -1 }
+        guard let key else {
+            return [try count("SELECT \(values) FROM ref.\(table) EXCEPT ALL SELECT \(values) FROM public.\(table)"),
+                    try count("SELECT \(values) FROM public.\(table) EXCEPT ALL SELECT \(values) FROM ref.\(table)"), 0]
+        }
+        let columns = values.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let differs = columns.map { "x.\($0)::text IS DISTINCT FROM y.\($0)::text" }.joined(separator: " OR ")
+        return [try count("SELECT \(key) FROM ref.\(table) EXCEPT SELECT \(key) FROM public.\(table)"),
+                try count("SELECT \(key) FROM public.\(table) EXCEPT SELECT \(key) FROM ref.\(table)"),
+                try count("SELECT 1 FROM ref.\(table) x JOIN public.\(table) y USING (\(key)) WHERE \(differs)")]
+    }
+
+    private func counts(_ report: [String: Any], _ name: String) throws -> [Int] {
+        let tables = try #require(report["tables"] as? [[String: Any]])
+        let table = try #require(tables.first { $0["name"] as? String == name }, "no \(name) in \(tables)")
+        return [table["only_in_a"] as? Int ?? -1, table["only_in_b"] as? Int ?? -1, table["changed"] as? Int ?? -1]
+    }
+
+    private func table(_ report: [String: Any], _ name: String) throws -> [String: Any] {
+        let tables = try #require(report["tables"] as? [[String: Any]])
+        return try #require(tables.first { $0["name"] as? String == name }, "no \(name) in \(tables)")
+    }
+
+    /// The scratch databases migsnap stages copies of `db` in (DatabaseSwap's naming).
+    private func scratchDatabases(_ db: PostgresDatabase) throws -> String {
+        let hash = db.name.utf8.reduce(UInt64(0xcbf2_9ce4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+        return try db.psql("SELECT string_agg(datname, ' ') FROM pg_database WHERE starts_with(datname, 'migsnap_\(String(hash, radix: 16))_')",
+                           database: "postgres")
+    }
+
+    @Test func countsMatchEXCEPTQueriesLiveAndSnapshotAgainstSnapshot() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgres(db)
+        try db.psql(Self.generated)
+        let a = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try db.psql(Self.changes)
+        let before = try db.state()
+
+        let r = try p.migsnap("diff", a, "--json")
+        #expect(r.status == 0, "\(r.output)")
+        let report = try #require(try p.json(r.stdout) as? [String: Any])
+        #expect(Set(report.keys) == ["a", "b", "tables", "tables_only_in_a", "tables_only_in_b"])
+        #expect((report["b"] as? [String: Any])?["kind"] as? String == "live")
+
+        let items = try reference(db, "items", key: "id", values: "name, qty, price, data")
+        #expect(items[0] > 0 && items[1] == 300 && items[2] > 0, "the changes must show in every count: \(items)")
+        #expect(try counts(report, "public.items") == items)
+        #expect(try table(report, "public.items")["columns_only_in_a"] as? [String] == ["note"])
+        #expect(try counts(report, "public.tags") == reference(db, "tags", key: nil, values: "label, n"))
+        let tagsKey = try #require(try table(report, "public.tags")["key"] as? [String: Any])
+        #expect(tagsKey["kind"] as? String == "whole_row" && tagsKey["columns"] as? [String] == ["label", "n"])
+        #expect(try counts(report, "public.pairs") == reference(db, "pairs", key: "a, b", values: "v"))
+        for same in ["ref.items", "ref.tags", "ref.pairs"] {
+            #expect(try counts(report, same) == [0, 0, 0], "\(same)")
+        }
+        #expect(report["tables_only_in_a"] as? [String] == ["public.gone"])
+        #expect(report["tables_only_in_b"] as? [String] == ["public.fresh"])
+
+        // A second snapshot of the changed state: snapshot against snapshot says the same.
+        let b = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let both = try #require(try p.json(try p.ok("diff", a, b, "--json").stdout) as? [String: Any])
+        #expect(NSDictionary(dictionary: ["t": both["tables"] ?? 0]) == NSDictionary(dictionary: ["t": report["tables"] ?? 1]))
+
+        // The live database is only read, and no scratch copy is left behind.
+        expectSameState(try db.state(), before)
+        #expect(try scratchDatabases(db) == "")
+    }
+
+    @Test func rowsAreListedInKeyOrderWithTypedValues() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgres(db)
+        try db.psql(Self.generated)
+        let a = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try db.psql(Self.changes)
+
+        let report = try #require(try p.json(try p.ok("diff", a, "--table", "items", "--rows", "--limit", "3", "--json").stdout) as? [String: Any])
+        let tables = try #require(report["tables"] as? [[String: Any]])
+        #expect(tables.map { $0["name"] as? String } == ["public.items"])
+        let rows = try #require(tables.first?["rows"] as? [String: Any])
+        #expect(rows["only_in_a"] as? [[String: Int]] == [["id": 97], ["id": 194], ["id": 291]])
+        #expect(rows["only_in_b"] as? [[String: Int]] == [["id": 5001], ["id": 5002], ["id": 5003]])
+        let changed = try #require(rows["changed"] as? [[String: Any]])
+        #expect(changed.count == 3)
+        #expect(changed.first?["key"] as? [String: Int] == ["id": 31])
+        let change = try #require((changed.first?["changes"] as? [[String: Any]])?.first)
+        #expect(change["column"] as? String == "qty" && change["a"] as? Int == 3 && change["b"] as? Int == 4, "\(change)")
+
+        let human = try p.ok("diff", a, "--table", "public.items", "--rows", "--limit", "1").stdout
+        #expect(human.contains("Only in A (public.items, ") && human.contains("  id=97"), "\(human)")
+        #expect(human.contains("id=31  qty: 3 -> 4"), "\(human)")
+    }
+
+    @Test func theExampleDestructiveMigrationAndASnapshotAgainstItself() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgres(db)
+        try p.ok("upgrade", "0002")
+        try p.seedPostgres(db)
+        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try p.alembic("upgrade", "head")
+        let before = try db.state()
+        let store = try FileManager.default.subpathsOfDirectory(atPath: p.store).sorted()
+
+        let human = try p.ok("diff", id).stdout
+        #expect(human.split(separator: "\n").contains { $0.split(separator: " ") == ["public.customers", "id", "3", "0", "0"] }, "\(human)")
+        #expect(human.contains("Columns only in A: public.customers.phone"), "\(human)")
+        let itself = try p.ok("diff", id, id).stdout
+        #expect(itself.contains("No differences."), "\(itself)")
+
+        expectSameState(try db.state(), before)
+        #expect(try FileManager.default.subpathsOfDirectory(atPath: p.store).sorted() == store)
+        #expect(try scratchDatabases(db) == "")
+    }
+
+    @Test func aFailedDiffLeavesNoScratchDatabase() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgres(db)
+        try db.psql("CREATE TABLE t (id int PRIMARY KEY)")
+        let a = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let r = try p.migsnap("diff", a, "--table", "nosuch")
+        #expect(r.status == 2, "\(r.output)")
+        #expect(r.stderr.contains("Error: Neither side has a table"), "\(r.stderr)")
+        #expect(try scratchDatabases(db) == "")
+    }
+}
+
+@Suite("Restore and rollback plans on PostgreSQL count rows by key")
+struct PostgresPlanRowsTests {
+    @Test func anAddedAndADeletedRowDoNotCancelOutAndAnUpdateShows() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgres(db)
+        try p.ok("upgrade", "0002")
+        try p.seedPostgres(db)
+        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try db.psql(PlanRowsTests.changes)
+        let before = try db.state()
+        PlanRowsTests.expectByKey(try #require(try p.json(try p.ok("restore", id, "--dry-run", "--json").stdout) as? [String: Any]),
+                                  schema: "public.")
+        PlanRowsTests.expectByKey(human: try p.ok("restore", id, "--dry-run").stdout, schema: "public.")
+        expectSameState(try db.state(), before)
+    }
+
+    @Test func rollbackOverADestructiveMigrationCountsWhatComesBack() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgres(db)
+        try p.ok("upgrade", "0002")
+        try p.seedPostgres(db)
+        try p.ok("snapshot")
+        try p.alembic("upgrade", "head")
+        try db.psql(PlanRowsTests.changes)
+        let plan = try #require(try p.json(try p.ok("rollback", "--dry-run", "--json").stdout) as? [String: Any])
+        #expect(plan["discarded_rows"] as? [String: Int] == ["public.customers": 1, "public.orders": 2], "\(plan)")
+        #expect(plan["changed_rows"] as? [String: Int] == ["public.customers": 1], "\(plan)")
+        #expect(plan["restored_rows"] as? [String: Int] == ["public.customers": 4, "public.orders": 4], "\(plan)")
+    }
+}
