@@ -131,6 +131,40 @@ struct SalvageTests {
         #expect(try p.sqlite("SELECT count(*) FROM customers") == "10")
     }
 
+    @Test func aRunOfSeveralStepsIsSalvagedWhole() throws {
+        // 0003 and 0004 in one run: S1 is the run's post-upgrade snapshot, reached through the
+        // pre-upgrade snapshot of 0004 (the state right after 0003).
+        let s0 = FileManager.default.temporaryDirectory.appendingPathComponent("salvage-s0-\(UUID().uuidString).db").path
+        defer { try? FileManager.default.removeItem(atPath: s0) }
+        let p = try Project.salvageStory(Project.destructiveMigration) { p in
+            try p.writeMigration("0004_zero_totals", """
+                from alembic import op
+
+                revision = "0004"
+                down_revision = "0003"
+
+                def upgrade():
+                    op.execute("UPDATE orders SET total_cents = 0")
+
+                def downgrade():
+                    pass
+                """)
+            try FileManager.default.copyItem(atPath: p.database, toPath: s0)
+        }
+        #expect(try p.manifests().map { $0["reason"] as? String } == ["pre-upgrade", "pre-upgrade", "post-upgrade"])
+        _ = try p.sqlite("INSERT INTO customers (id, name, email, active) VALUES (11, 'Eve', 'eve@example.com', 1); UPDATE orders SET total_cents = 1 WHERE id = 4;")
+        let plan = try #require(try p.json(try p.ok("rollback", "-2", "--keep-new", "--dry-run", "--json").stdout) as? [String: Any])
+        #expect(plan["undone"] as? [String] == ["0004", "0003"])
+        #expect(plan["after"] as? String == (try p.manifests().last?["id"] as? String))
+        try p.ok("rollback", "-2", "--keep-new", "--yes")
+        _ = try p.sqlite("""
+            INSERT INTO customers (id, name, email, active, phone) VALUES (11, 'Eve', 'eve@example.com', 1, NULL);
+            UPDATE orders SET total_cents = 1 WHERE id = 4;
+            """, database: s0)
+        #expect(try p.dump() == (try p.dump(s0)))
+        #expect(try p.alembic("current").stdout.contains("0002"))
+    }
+
     // MARK: - Refusals (exit 4): nothing changed, no safety snapshot taken
 
     func expectRefused(_ p: Project, _ arguments: [String] = ["rollback", "--keep-new", "--yes"], saying words: [String],
@@ -167,6 +201,16 @@ struct SalvageTests {
         let manual = try q.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try q.alembic("upgrade", "head")
         try expectRefused(q, ["restore", manual, "--keep-new", "--yes"], saying: ["not taken right before a migration step"])
+    }
+
+    @Test func aDatabaseThatMovedOnSinceHasNoStateRightAfter() throws {
+        // Upgraded to 0002 by one run, to 0003 by another: what followed 0002's step includes the
+        // application's writes and the next run's migration, so 0002's step cannot be salvaged.
+        let p = try Project()
+        try p.ok("upgrade", "0002")
+        try p.python("seed.py", p.database)
+        try p.ok("upgrade")
+        try expectRefused(p, ["rollback", "-2", "--keep-new", "--yes"], saying: ["The database is at 0003", "ended at 0002", "moved on"])
     }
 
     @Test func aKeylessTableBothSidesChanged() throws {
