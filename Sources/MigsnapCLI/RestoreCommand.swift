@@ -33,12 +33,17 @@ extension Migsnap {
         var to: String?
         @Flag(help: "Do not take a safety snapshot of the current state first.")
         var noSafetySnapshot = false
+        @Flag(help: "Salvage: apply on top of the snapshot the application's changes since the state right after the migration that followed it (SQLite; see `rollback --keep-new`).")
+        var keepNew = false
         @OptionGroup var confirm: ConfirmOptions
         @OptionGroup var output: JSONOption
 
         func validate() throws {
             if (id == nil) == (revision == nil) {
                 throw ValidationError("Name exactly one snapshot: an ID or --revision REV.")
+            }
+            if keepNew && (to != nil || noSafetySnapshot) {
+                throw ValidationError("--keep-new changes the live database and always takes a safety snapshot: not with \(to != nil ? "--to" : "--no-safety-snapshot").")
             }
         }
 
@@ -70,6 +75,18 @@ extension Migsnap {
                 let manifest = try id.map(context.store.resolve) ?? context.store.newest(atRevision: revision!)
                 let engine = try otherDatabase().map(Context.engine(for:)) ?? context.liveEngine()
                 if lock != nil { context.cleanDatabaseDebris(engine) }
+                if keepNew {
+                    let graph = context.graphIfAvailable()
+                    let prepared = try SalvageOperation(store: context.store, engine: engine, versionTable: context.config.versionTable,
+                                                        graph: graph, by: "restore \(manifest.id) --keep-new")
+                        .prepare(before: manifest, undone: { RevisionGraph.undone(graph, from: $0, to: $1) }, progress: context.progress())
+                    try Render.execute(salvage: prepared, title: "Salvage plan (restore \(manifest.id), keeping the new rows)",
+                                       confirm: confirm, json: output.json) {
+                        try context.withDatabaseLock(engine) { try prepared.apply(progress: context.progress()) }
+                    }
+                    withExtendedLifetime(lock) {}
+                    return
+                }
                 let operation = RestoreOperation(
                     store: context.store, manifest: manifest, engine: engine, versionTable: context.config.versionTable,
                     safetySnapshot: !noSafetySnapshot && !intoAnotherDatabase,

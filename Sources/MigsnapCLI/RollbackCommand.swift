@@ -20,6 +20,13 @@ extension Migsnap {
             way, the pre-downgrade snapshot is restored (--no-restore-on-failure leaves the \
             database as Alembic left it). A TARGET the database is already at is a no-op.
 
+            --keep-new salvages instead (SQLite): the snapshot before the bad migration (S0) with \
+            the application's inserts, updates and deletes since the state right after it (S1: the \
+            next step's pre-upgrade or the post-upgrade snapshot) applied on top, in S0's schema; \
+            rows both changed take the application's values and are listed. Refused (exit 4) where \
+            it cannot be exact: no S1, a table without a key whose rows both sides changed, a \
+            renamed table or column, a changed column type, a broken constraint.
+
             An undone migration that lost data (it dropped a table or a column, or left fewer \
             rows, as far as the snapshots around its step show) is guarded: `upgrade` refuses to \
             apply the same unchanged file again unless --force (or `migsnap unguard REV`).
@@ -31,6 +38,8 @@ extension Migsnap {
         @OptionGroup var threads: ThreadsOptions
         @Flag(help: "Refuse instead of falling back to `alembic downgrade` when there is no snapshot.")
         var noFallback = false
+        @Flag(help: "Salvage: restore the snapshot before the migration and apply on top the application's changes since the state right after it (SQLite; see the README). Refused, with the reason, where that cannot be exact.")
+        var keepNew = false
         @Flag(help: "If the fallback's `alembic downgrade` fails, leave the database as Alembic left it instead of restoring the pre-downgrade snapshot.")
         var noRestoreOnFailure = false
         @OptionGroup var confirm: ConfirmOptions
@@ -61,6 +70,18 @@ extension Migsnap {
                 let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
                                                   versionTable: context.config.versionTable, alembic: context.alembic(),
                                                   log: Terminal.err)
+                if keepNew {
+                    guard let prepared = try operation.salvagePlan(target: target, progress: context.progress()) else {
+                        Terminal.out("Nothing to do: the database is already at the target \(target); nothing was changed.")
+                        return
+                    }
+                    try Render.execute(salvage: prepared, title: "Salvage plan (like `alembic downgrade \(target)`, keeping the new rows)",
+                                       confirm: confirm, json: output.json) {
+                        try context.withDatabaseLock(engine) { try prepared.apply(progress: context.progress()) }
+                    }
+                    withExtendedLifetime(lock) {}
+                    return
+                }
                 let (plan, route) = try operation.rollbackPlan(target: target, allowFallback: !noFallback, progress: context.progress())
                 var manifest: Manifest?
                 switch route {

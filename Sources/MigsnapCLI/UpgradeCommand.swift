@@ -11,7 +11,9 @@ extension Migsnap {
             Use it instead of `alembic upgrade head`, e.g. as a deployment's release command. \
             migsnap plans the pending steps from the migration files, and for each one takes a \
             snapshot keyed to the revision before it (reason pre-upgrade), runs \
-            `alembic upgrade <that revision>`, and checks that the version table moved. If a step \
+            `alembic upgrade <that revision>`, and checks that the version table moved; after the last \
+            step it takes one more snapshot (reason post-upgrade, keyed to the revision reached), the \
+            state that `rollback --keep-new` compares the application's later writes with. If a step \
             fails, its snapshot is restored atomically and the command exits 1 saying so. \
             Afterwards old snapshots are pruned per the retention policy. Before the first \
             snapshot, Alembic must start (`alembic --version`) and the migration directories must \
@@ -157,6 +159,7 @@ extension Render {
                 lines.append("     guarded: \(g.summary)\(force ? " (--force: applied anyway)" : "")")
             }
         }
+        lines.append("  then a post-upgrade snapshot at \(Revisions.describe(plan.target)) (the state `rollback --keep-new` salvages against)")
         lines.append("Dry run: nothing was changed.")
         return lines.joined(separator: "\n")
     }

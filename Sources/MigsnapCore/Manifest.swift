@@ -13,6 +13,9 @@ public enum SnapshotReason: String, Codable, Sendable, CaseIterable {
     case preUpgrade = "pre-upgrade"
     case preRestore = "pre-restore"
     case preDowngrade = "pre-downgrade"
+    /// Taken by `upgrade` right after its last step: the state a salvage (`--keep-new`) compares
+    /// the application's later writes against.
+    case postUpgrade = "post-upgrade"
 }
 
 /// What the store knows of one snapshot. Written last, so a snapshot exists once this exists.

@@ -21,6 +21,8 @@ final class Connection {
         case create
         /// An empty in-memory database that reads others through `ATTACH 'file:…?mode=ro'`.
         case memoryAttachingURIs
+        /// A database file to write, that reads others through `ATTACH 'file:…?mode=ro'`.
+        case readWriteAttachingURIs
     }
 
     init(path: String, mode: Mode) throws {
@@ -29,6 +31,7 @@ final class Connection {
         case .readWrite: SQLITE_OPEN_READWRITE
         case .create: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
         case .memoryAttachingURIs: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_MEMORY | SQLITE_OPEN_URI
+        case .readWriteAttachingURIs: SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI
         }
         var db: OpaquePointer?
         let rc = sqlite3_open_v2(path, &db, flags, nil)

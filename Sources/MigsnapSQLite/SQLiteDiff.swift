@@ -34,7 +34,7 @@ extension SQLiteEngine {
         }
     }
 
-    private static func attach(_ file: String, as schema: String, to connection: Connection) throws {
+    static func attach(_ file: String, as schema: String, to connection: Connection) throws {
         // In a URI '?', '#' and '%' in the path must be escaped; mode=ro: never a write, not even a journal.
         var escaped = ""
         for c in file.unicodeScalars {

@@ -279,7 +279,7 @@ public final class SQLiteEngine: DatabaseEngine {
         }
     }
 
-    private static func revisions(in connection: Connection, _ table: VersionTable) throws -> [String] {
+    static func revisions(in connection: Connection, _ table: VersionTable) throws -> [String] {
         let schema = quote(table.schema ?? "main")
         let exists = try connection.rows(
             "SELECT 1 FROM \(schema).sqlite_master WHERE type = 'table' AND name = ?", [table.name])
@@ -289,7 +289,7 @@ public final class SQLiteEngine: DatabaseEngine {
             .sorted()
     }
 
-    private static func rowCounts(in connection: Connection) throws -> [String: Int64] {
+    static func rowCounts(in connection: Connection) throws -> [String: Int64] {
         try shape(in: connection, columns: false).tables.mapValues(\.rows)
     }
 
@@ -316,7 +316,7 @@ public final class SQLiteEngine: DatabaseEngine {
     }
 
     /// Attached databases are SQLite's only schemas; a version table lives in the main one.
-    private static func checkSchema(_ table: VersionTable) throws {
+    static func checkSchema(_ table: VersionTable) throws {
         guard table.schema == nil || table.schema == "main" else {
             throw MigsnapError.invalidInput(
                 "SQLite has no schema '\(table.schema!)' for the version table",
@@ -379,7 +379,7 @@ public final class SQLiteEngine: DatabaseEngine {
 
     /// `.<dbname>.migsnap-staging-XXXXXXXX` in the database's own directory, so that the final
     /// rename cannot cross file systems and `cleanDebris` can recognise it.
-    private static func stagingPath(besideDatabase path: String) -> String {
+    static func stagingPath(besideDatabase path: String) -> String {
         let url = URL(fileURLWithPath: path)
         return url.deletingLastPathComponent().path + "/.\(url.lastPathComponent).migsnap-staging-" + randomTag()
     }
@@ -389,7 +389,7 @@ public final class SQLiteEngine: DatabaseEngine {
     }
 
     /// A scratch database and the files SQLite may have made beside it.
-    fileprivate static func removeDatabaseFiles(_ path: String) {
+    static func removeDatabaseFiles(_ path: String) {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             unlink(path + suffix)
         }

@@ -31,7 +31,7 @@ extension Project {
 struct GuardTests {
     @Test func manifestsRecordTablesColumnsAndRows() throws {
         let p = try Project().upgradedWithSnapshots()
-        let last = try #require(try p.manifests().last)
+        let last = try #require(try p.manifests().last { $0["reason"] as? String == "pre-upgrade" })
         let tables = try #require((last["shape"] as? [String: Any])?["tables"] as? [String: [String: Any]])
         #expect(tables["customers"]?["columns"] as? [String] == ["id", "name", "email", "active", "phone"])
         #expect(tables["customers"]?["rows"] as? Int == 10)

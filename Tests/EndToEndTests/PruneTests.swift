@@ -84,9 +84,9 @@ struct PruneTests {
         let manual = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let upgraded = try p.ok("upgrade")
         let reasons = try p.manifests().map { $0["reason"] as? String }
-        #expect(reasons == ["pre-upgrade", "pre-upgrade"], "the two snapshots of the last upgrade stay, the rest is pruned")
+        #expect(reasons == ["pre-upgrade", "pre-upgrade", "post-upgrade"], "the three snapshots of the last upgrade stay, the rest is pruned")
         let removed = (before + [manual]).joined(separator: ", ")
-        #expect(upgraded.stdout.contains("Pruned 2 old snapshots per the retention policy: \(removed)."), "\(upgraded.stdout)")
+        #expect(upgraded.stdout.contains("Pruned 3 old snapshots per the retention policy: \(removed)."), "\(upgraded.stdout)")
         #expect(upgraded.stdout.contains("Upgraded") && upgraded.stdout.contains(": 2 steps, snapshots "), "\(upgraded.stdout)")
         #expect(!upgraded.output.contains("(s)"), "\(upgraded.output)")
         try p.ok("upgrade", "--no-prune")

@@ -61,7 +61,7 @@ struct S3EndToEndTests {
         fresh.useStore(in: bucket)
         fresh.environment["MIGSNAP_AGE_IDENTITY"] = k.file
         let listed = try #require(try fresh.json(try fresh.ok("list", "--json").stdout) as? [[String: Any]])
-        #expect(listed.count == 3)
+        #expect(listed.count == 5, "a snapshot before each of the three steps, and one after each upgrade")
         try fresh.ok("rollback", "-1", "--yes")
         expectSameState(try db.state(), before)
     }
@@ -81,7 +81,7 @@ struct S3EndToEndTests {
         try p.ok("pin", id)
         #expect(try p.manifests().first?["pinned"] as? Bool == true)
         let plan = try #require(try p.json(try p.ok("prune", "--dry-run", "--json").stdout) as? [[String: Any]])
-        #expect(plan.count == 2)
+        #expect(plan.count == 3)
         #expect(!FileManager.default.fileExists(atPath: p.store))
     }
 

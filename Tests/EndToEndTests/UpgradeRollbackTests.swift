@@ -20,28 +20,35 @@ struct UpgradeRollbackTests {
         let steps = first.stderr.split(separator: "\n").filter { $0.hasPrefix("step ") }
         #expect(steps.map { $0.prefix(8) } == ["step 1/2", "step 2/2"], "each step prints once: \(first.stderr)")
         #expect(steps.first?.contains("snapshot \(manifests[0]["id"] as? String ?? "?") taken") == true, "\(first.stderr)")
-        #expect(manifests.map(p.revisionsOf) == [[], ["0001"]])
-        #expect(manifests.map { $0["target_revision"] as? String } == ["0001", "0002"])
-        #expect(manifests.allSatisfy { $0["reason"] as? String == "pre-upgrade" })
+        // A snapshot before each step, and one after the last: S1 of a salvage (`rollback --keep-new`).
+        #expect(manifests.map(p.revisionsOf) == [[], ["0001"], ["0002"]])
+        #expect(manifests.map { $0["target_revision"] as? String } == ["0001", "0002", nil])
+        #expect(manifests.map { $0["reason"] as? String } == ["pre-upgrade", "pre-upgrade", "post-upgrade"])
+        #expect(first.stderr.contains("post-upgrade snapshot \(manifests[2]["id"] as? String ?? "?") taken at 0002"), "\(first.stderr)")
+        let listed = try p.ok("list").stdout
+        #expect(listed.contains("post-upgrade"), "\(listed)")
 
         try p.python("seed.py", p.database)
         let before = try p.dump()
         try p.ok("upgrade")
         #expect(try p.sqlite("SELECT count(*) FROM customers") == "7")
         manifests = try p.manifests()
-        #expect(manifests.count == 3)
-        #expect(p.revisionsOf(manifests[2]) == ["0002"])
+        #expect(manifests.count == 5)
+        #expect(p.revisionsOf(manifests[3]) == ["0002"] && manifests[3]["reason"] as? String == "pre-upgrade")
+        #expect(p.revisionsOf(manifests[4]) == ["0003"] && manifests[4]["reason"] as? String == "post-upgrade")
 
         let nothing = try p.ok("upgrade")
         #expect(nothing.stdout.contains("already at 0003"))
-        #expect(try p.manifests().count == 3)
+        #expect(try p.manifests().count == 5, "nothing ran: no post-upgrade snapshot either")
 
         let plan = try #require(try p.json(try p.ok("rollback", "--dry-run", "--json").stdout) as? [String: Any])
         #expect(plan["current"] as? [String] == ["0003"])
         #expect(plan["target"] as? [String] == ["0002"])
         #expect(plan["undone"] as? [String] == ["0003"])
         #expect(plan["via"] as? String == "restore")
-        #expect(plan["snapshot"] as? String == manifests[2]["id"] as? String)
+        // The newest snapshot at 0002 is the pre-upgrade one of this run, not the post-upgrade one
+        // of the first run, which holds the state before the seed.
+        #expect(plan["snapshot"] as? String == manifests[3]["id"] as? String)
         #expect(plan["discarded_rows"] as? [String: Int] == [:])
         #expect(plan["restored_rows"] as? [String: Int] == ["customers": 3, "orders": 3], "what 0003 deleted comes back")
 
@@ -77,9 +84,10 @@ struct UpgradeRollbackTests {
         try p.ok("upgrade", "0001")
         try p.ok("upgrade", "--once")
         let manifests = try p.manifests()
-        #expect(manifests.count == 2)
-        #expect(p.revisionsOf(manifests[1]) == ["0001"])
-        #expect(manifests[1]["target_revision"] as? String == "0003")
+        #expect(manifests.count == 4)
+        #expect(p.revisionsOf(manifests[2]) == ["0001"])
+        #expect(manifests[2]["target_revision"] as? String == "0003")
+        #expect(manifests[3]["reason"] as? String == "post-upgrade" && p.revisionsOf(manifests[3]) == ["0003"])
         #expect(try p.alembic("current").stdout.contains("0003"))
     }
 
@@ -91,7 +99,9 @@ struct UpgradeRollbackTests {
         let steps = try #require(plan["steps"] as? [[String: Any]])
         #expect(steps.map { $0["to"] as? String } == ["0002", "0003"])
         #expect(steps.map { $0["from"] as? [String] } == [["0001"], ["0002"]])
-        #expect(try p.manifests().count == 1)
+        #expect(try p.manifests().count == 2)
+        let human = try p.ok("upgrade", "--dry-run").stdout
+        #expect(human.contains("then a post-upgrade snapshot at 0003"), "\(human)")
     }
 
     @Test func aMigrationThatFailsHalfWayIsUndone() throws {
@@ -197,7 +207,7 @@ struct UpgradeRollbackTests {
         #expect(steps.last == "0005")
         try p.ok("upgrade")
         #expect(try p.alembic("current").stdout.contains("0005"))
-        #expect(try p.manifests().count == 6)
+        #expect(try p.manifests().count == 7)
 
         // -1 from a merge point is ambiguous, as in Alembic: the message names what to type.
         let ambiguous = try p.migsnap("rollback", "--dry-run")
@@ -230,14 +240,14 @@ struct HookTests {
         try text.replacingOccurrences(of: "config = context.config\n", with: "config = context.config\n" + snippet + "\n")
             .write(toFile: envPy, atomically: true, encoding: .utf8)
         try p.ok("upgrade", "0001")
-        #expect(try p.manifests().count == 1, "migsnap upgrade's own Alembic runs skip the hook")
+        #expect(try p.manifests().count == 2, "migsnap upgrade's own Alembic runs skip the hook")
         try p.alembic("upgrade", "head")
         let manifests = try p.manifests()
-        #expect(manifests.count == 2)
+        #expect(manifests.count == 3)
         #expect(manifests.last?["tags"] as? [String] == ["alembic-hook"])
         #expect(manifests.last?["revisions"] as? [String] == ["0001"])
         try p.alembic("current")
-        #expect(try p.manifests().count == 2, "only upgrade triggers it")
+        #expect(try p.manifests().count == 3, "only upgrade triggers it")
     }
 }
 

@@ -94,8 +94,27 @@ extension MigrationRun {
             }
             try GuardBook(store: store).settle(at: try engine.currentRevisions(versionTable: versionTable), graph: graph)
         }
+        if let after = takePostUpgradeSnapshot(progress: progress) { taken.append(after) }
         log("The database is at \(Revisions.describe(try engine.currentRevisions(versionTable: versionTable))).")
         return taken
+    }
+
+    /// The state right after the last step (S1 of a salvage, `rollback --keep-new`): each earlier
+    /// step's S1 is the next step's pre-upgrade snapshot. Keyed to the revision reached, so
+    /// `rollback` to that revision may restore it: it is that revision's exact state. The migrations
+    /// ran and stay; a failure here only costs the salvage of this step, so it is a warning.
+    private func takePostUpgradeSnapshot(progress: ProgressReporter) -> Manifest? {
+        do {
+            let snapshot = try TakeSnapshot.run(engine: engine, store: store, versionTable: versionTable,
+                                                request: SnapshotRequest(reason: .postUpgrade), progress: progress)
+            log("post-upgrade snapshot \(snapshot.id) taken at \(Revisions.describe(snapshot.revisions))")
+            return snapshot
+        } catch {
+            progress.finish()
+            let why = (error as? MigsnapError)?.message ?? "\(error)"
+            log("Warning: the post-upgrade snapshot failed (\(why)); the upgrade stands, but `rollback --keep-new` cannot salvage the last step.")
+            return nil
+        }
     }
 
     /// After a failed Alembic run: restores `snapshot` (taken right before it) unless told not to,
