@@ -25,6 +25,8 @@ extension Migsnap {
                 try context.config.requireProjectOrNamedStore()
                 let policy = try context.config.retentionPolicy()
                 let lock = confirm.dryRun ? nil : try context.store.lock(purpose: "prune")
+                // A prune killed between a manifest and its payload left the payload behind.
+                if lock != nil { try context.store.cleanDebris() }
                 let decisions = try Prune.plan(store: context.store, policy: policy)
                 let removing = decisions.filter { $0.action == .remove }
                 if output.json {
