@@ -67,11 +67,12 @@ extension Migsnap {
                 let manifest = try id.map(context.store.resolve) ?? context.store.newest(atRevision: revision!)
                 let engine = try otherDatabase().map(Context.engine(for:)) ?? context.liveEngine()
                 if lock != nil { context.cleanDatabaseDebris(engine) }
-                let operation = RestoreOperation(
+                var operation = RestoreOperation(
                     store: context.store, manifest: manifest, engine: engine, versionTable: context.config.versionTable,
                     safetySnapshot: !noSafetySnapshot && !intoAnotherDatabase,
                     guarding: intoAnotherDatabase ? nil : (context.graphIfAvailable(), "restore \(manifest.id)"),
                     undone: { [graph = context.graphIfAvailable()] in RevisionGraph.undone(graph, from: $0, to: $1) })
+                operation.log = Terminal.err
                 let prepared = try operation.prepare(progress: context.progress())
                 let plan = prepared.plan
                 try Render.execute(plan: plan, manifest: manifest, title: "Restore plan", versionTable: context.config.versionTable,

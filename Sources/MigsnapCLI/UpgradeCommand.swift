@@ -53,11 +53,14 @@ extension Migsnap {
                 let options = UpgradeOptions(target: target, once: once, restoreOnFailure: !noRestoreOnFailure, force: force)
                 // A broken policy file must stop the run before any migration, not after.
                 let policy = noPrune ? nil : try context.config.retentionPolicy()
+                // keep_hot holds with --no-prune too; a policy file that --no-prune does not read cannot stop the run.
+                let keepHot = (policy ?? (try? context.config.retentionPolicy()) ?? .builtInDefault).keepHot
                 try context.config.requireMigrationDirectories()
                 let alembic = context.alembic()
-                let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(using: alembic),
+                var operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(using: alembic),
                                                  versionTable: context.config.versionTable, alembic: alembic,
                                                  log: Terminal.err)
+                operation.keepHot = keepHot
                 if dryRun {
                     let plan = try operation.upgradePlan(options)
                     let refused = plan.refusal(force: force)

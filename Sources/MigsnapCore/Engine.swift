@@ -148,6 +148,20 @@ public protocol DatabaseEngine: AnyObject {
     /// touching the live database. Content problems are `.verificationFailed`.
     func stageRestore(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore
 
+    /// Whether `snapshot(into:hotImage:…)` can keep a hot image and `stageRestore(hotImage:…)` use
+    /// one (see HotCopies.swift). Engines without a hot tier keep the defaults below.
+    var keepsHotImages: Bool { get }
+
+    /// `snapshot(into:…)` that also leaves the uncompressed image of the same view at `hotImage`
+    /// (a new file in the same directory as `payload`, created 0600), ready to be read without
+    /// decompression: opened read-only, it must be usable as it is.
+    func snapshot(into payload: URL, hotImage: URL?, versionTable: VersionTable, progress: ProgressReporter) throws -> SnapshotCapture
+
+    /// Stages a restore from a hot image whose checksum the store has checked. The image is only
+    /// read, never changed or moved (it is the store's). Throws when it cannot be used here; the
+    /// store then restores from the compressed payload.
+    func stageRestore(hotImage: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore
+
     /// Runs `body` holding the database's own lock where the engine has one (PostgreSQL's session
     /// advisory lock, so that two runs with different stores cannot change one database at once);
     /// waits up to `wait` seconds, then refuses naming the holder.
@@ -179,13 +193,29 @@ extension DatabaseEngine {
         (try rowCounts(), [:])
     }
 
+    public var keepsHotImages: Bool { false }
+
+    public func snapshot(into payload: URL, hotImage: URL?, versionTable: VersionTable, progress: ProgressReporter) throws -> SnapshotCapture {
+        try snapshot(into: payload, versionTable: versionTable, progress: progress)
+    }
+
+    public func stageRestore(hotImage: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore {
+        throw MigsnapError.failed("\(kind.rawValue) has no hot images")
+    }
+
     /// Stages, checks that the copy holds `expectedRevisions`, swaps it in and checks the result.
     public func restore(payload: URL, expectedRevisions: [String], versionTable: VersionTable, progress: ProgressReporter) throws {
         let staged = try stageRestore(payload: payload, versionTable: versionTable, progress: progress)
+        try restore(staged, from: payload.lastPathComponent, expectedRevisions: expectedRevisions, versionTable: versionTable, progress: progress)
+    }
+
+    /// Checks that a staged copy holds `expectedRevisions`, swaps it in and checks the result.
+    public func restore(_ staged: StagedRestore, from source: String, expectedRevisions: [String], versionTable: VersionTable,
+                        progress: ProgressReporter) throws {
         let expected = expectedRevisions.sorted()
         guard staged.content.revisions == expected else {
             throw MigsnapError.verificationFailed(
-                "\(payload.lastPathComponent) holds \(Revisions.named(staged.content.revisions)), expected \(Revisions.describe(expected)); the database was not changed.")
+                "\(source) holds \(Revisions.named(staged.content.revisions)), expected \(Revisions.describe(expected)); the database was not changed.")
         }
         try staged.commit(progress: progress)
         let after = try currentRevisions(versionTable: versionTable)

@@ -50,6 +50,8 @@ public struct RestorePlan: Codable, Sendable, Equatable {
 public struct PreparedRestore {
     public var plan: RestorePlan
     let staged: StagedRestore
+    /// The snapshot's hot copy was missing or damaged: `apply` drops it (a dry run writes nothing).
+    var hotRefused = false
 }
 
 /// A snapshot restore, in DESIGN.md's order: verify (checksum, then a full read into a staged
@@ -66,6 +68,8 @@ public struct RestoreOperation {
     public var undone: ([String], [String]) throws -> [String]
     /// Where the undone migrations are guarded (the live database), and what to call the change.
     public var guarding: (graph: RevisionGraph?, by: String)?
+    /// Notices for stderr (which copy of the snapshot is restored).
+    public var log: (String) -> Void = { _ in }
 
     public init(store: SnapshotStore, manifest: Manifest, engine: DatabaseEngine, versionTable: VersionTable,
                 safetySnapshot: Bool, guarding: (graph: RevisionGraph?, by: String)?,
@@ -86,13 +90,8 @@ public struct RestoreOperation {
                 "Snapshot \(manifest.id) is a \(manifest.engine.rawValue) snapshot; \(engine.redactedLocation) is a \(engine.kind.rawValue) database.")
         }
         let scratch = try store.makeScratch()
-        let payload = try store.localPayload(manifest, scratch: scratch, progress: progress)
-        let staged: StagedRestore
-        do {
-            staged = try engine.stageRestore(payload: payload, versionTable: versionTable, progress: progress)
-        } catch let error as MigsnapError {
-            throw error.prefixed("Snapshot \(manifest.id)")
-        }
+        let (staged, hotRefused) = try store.stageRestore(manifest, engine: engine, versionTable: versionTable, scratch: scratch,
+                                                          progress: progress, log: log)
         guard staged.content.revisions == manifest.revisions else {
             throw MigsnapError.verificationFailed(
                 "Snapshot \(manifest.id) holds \(Revisions.named(staged.content.revisions)) but its manifest says \(Revisions.describe(manifest.revisions)).")
@@ -106,12 +105,16 @@ public struct RestoreOperation {
             discardedRows: RestorePlan.discarded(now: rowsNow, snapshot: staged.content.rowCounts),
             rowsNow: rowsNow, rowsInSnapshot: staged.content.rowCounts, database: engine.redactedLocation,
             safetySnapshot: safetySnapshot && exists, unknownRows: unknownRows)
-        return PreparedRestore(plan: plan, staged: staged)
+        return PreparedRestore(plan: plan, staged: staged, hotRefused: hotRefused)
     }
 
     /// Takes the safety snapshot (unless disabled or there is nothing to save), then swaps the
     /// staged copy in and checks the result.
     public func apply(_ prepared: PreparedRestore, progress: ProgressReporter) throws -> Manifest? {
+        if prepared.hotRefused {
+            // Costs disk only if it fails: the restore goes on from the compressed snapshot.
+            _ = try? store.dropHot(manifest)
+        }
         var safety: Manifest?
         if prepared.plan.safetySnapshot {
             do {

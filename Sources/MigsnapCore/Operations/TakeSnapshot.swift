@@ -6,8 +6,12 @@ public struct SnapshotRequest: Sendable {
     public var tags: [String]
     public var pinned: Bool
     public var note: String?
+    /// Keep a hot copy too, where the engine and the store can (see HotCopies.swift).
+    public var hot: Bool
 
-    public init(reason: SnapshotReason, targetRevision: String? = nil, tags: [String] = [], pinned: Bool = false, note: String? = nil) {
+    public init(reason: SnapshotReason, targetRevision: String? = nil, tags: [String] = [], pinned: Bool = false, note: String? = nil,
+                hot: Bool = false) {
+        self.hot = hot
         self.reason = reason
         self.targetRevision = targetRevision
         self.tags = tags
@@ -32,15 +36,20 @@ public enum TakeSnapshot {
         let id = try store.newID(now: now)
         let scratch = try store.makeScratch()
         let temporary = scratch.file(ObjectName.payload(id: id, engine: engine.kind, encrypted: false))
+        let hotImage = request.hot && engine.keepsHotImages && store.keepsHotCopies
+            ? scratch.file(ObjectName.hot(id: id, engine: engine.kind)) : nil
         do {
-            let capture = try engine.snapshot(into: URL(fileURLWithPath: temporary), versionTable: versionTable, progress: progress)
+            let capture = try engine.snapshot(into: URL(fileURLWithPath: temporary), hotImage: hotImage.map(URL.init(fileURLWithPath:)),
+                                              versionTable: versionTable, progress: progress)
             progress.finish()
-            let draft = Manifest(
+            var draft = Manifest(
                 id: id, createdAt: now, engine: engine.kind, revisions: capture.revisions.sorted(),
                 reason: request.reason, targetRevision: request.targetRevision, rawBytes: capture.rawBytes,
                 storedBytes: 0, sha256: "", pinned: request.pinned, tags: request.tags, note: request.note,
                 database: engine.redactedLocation, file: ObjectName.payload(id: id, engine: engine.kind, encrypted: false),
                 shape: capture.shape)
+            // Stored before the manifest: a killed run leaves an orphan that debris cleanup removes.
+            draft.hot = try hotImage.map { try store.commitHot(image: $0, id: id, engine: engine.kind) }
             return try store.commit(payload: temporary, manifest: draft, scratch: scratch, progress: progress)
         } catch {
             progress.finish()

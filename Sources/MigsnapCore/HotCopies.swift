@@ -1,0 +1,170 @@
+import Foundation
+
+/// The hot tier (DESIGN.md, "Snapshot files and speed"): the newest pre-upgrade snapshots (`keep_hot`
+/// in the policy, default 1) also keep their uncompressed image, so that a rollback right after a
+/// bad migration skips the decompression and the integrity check: the image's checksum is checked
+/// and it goes into the live database by the engine's usual atomic copy.
+///
+/// A hot copy is a store object beside the payload, `<id>.<engine>.hot`, named from the id only.
+/// It belongs to its snapshot: it is never listed or counted as a snapshot, it goes when its
+/// snapshot is removed, and it is used only while its size and SHA-256 match the manifest's `hot`.
+/// The compressed payload stays the durable copy.
+///
+/// Kept only where it gains something and costs no promise: in a directory store (a bucket would
+/// have to send the whole uncompressed image back, slower than the compressed payload), and not
+/// in an encrypted store (the image would lie there in clear).
+public struct HotCopy: Codable, Sendable, Equatable {
+    /// Size of the image.
+    public var bytes: Int64
+    /// SHA-256 of the image, lowercase hex.
+    public var sha256: String
+
+    public init(bytes: Int64, sha256: String) {
+        self.bytes = bytes
+        self.sha256 = sha256
+    }
+}
+
+extension ObjectName {
+    static let hotSuffix = ".hot"
+
+    /// The hot copy's name: the id, the engine, `.hot`.
+    public static func hot(id: String, engine: EngineKind) -> String {
+        precondition(SnapshotID.isWellFormed(id), "hot copy name from an unchecked id")
+        return "\(id).\(engine.rawValue)\(hotSuffix)"
+    }
+
+    /// The id a hot copy's name carries, when it is one.
+    static func id(ofHot name: String) -> String? {
+        guard let dot = name.firstIndex(of: "."), name.hasSuffix(hotSuffix) else { return nil }
+        let id = String(name[..<dot])
+        guard SnapshotID.isWellFormed(id) else { return nil }
+        return EngineKind.allCases.contains { hot(id: id, engine: $0) == name } ? id : nil
+    }
+}
+
+extension SnapshotStore {
+    /// Whether this store keeps hot copies: a local directory, unencrypted.
+    public var keepsHotCopies: Bool {
+        backend.keepsHotCopies && encryption.recipients.isEmpty
+    }
+
+    /// Stores the image an engine kept (`image`, in this run's scratch space) as the hot copy of
+    /// snapshot `id`, before its manifest is written; returns what the manifest records.
+    func commitHot(image: String, id: String, engine: EngineKind) throws -> HotCopy {
+        let sum = try Hashing.sha256InBackground(ofFile: image)
+        let bytes = FileSystem.fileSize(image) ?? 0
+        do {
+            try backend.upload(file: image, as: ObjectName.hot(id: id, engine: engine), progress: nil)
+        } catch {
+            _ = try? sum()
+            throw error
+        }
+        return HotCopy(bytes: bytes, sha256: try sum())
+    }
+
+    /// Drops a snapshot's hot copy: the object first, then the manifest's record of it, so that a
+    /// killed run leaves at worst a record without its object, which a restore notices and passes by.
+    @discardableResult
+    public func dropHot(_ manifest: Manifest) throws -> Manifest {
+        try backend.delete(ObjectName.hot(id: manifest.id, engine: manifest.engine))
+        guard manifest.hot != nil else { return manifest }
+        var updated = manifest
+        updated.hot = nil
+        try write(updated)
+        return updated
+    }
+
+    /// Keeps the hot copies of the newest `keep` snapshots that have one and drops the others.
+    /// Returns the snapshots whose hot copy was dropped. The caller holds the lock.
+    @discardableResult
+    public func dropHotCopies(keeping keep: Int) throws -> [Manifest] {
+        let hot = try manifests().filter { $0.hot != nil }
+        let dropped = Array(hot.reversed().dropFirst(max(0, keep)))
+        for manifest in dropped {
+            try dropHot(manifest)
+        }
+        return dropped
+    }
+
+    /// The snapshot's hot copy as a local file in `scratch`, checked against the manifest's size
+    /// and SHA-256; nil when it has none, or when the copy is missing or does not match (`log`
+    /// says so, and `refused` is set: the caller drops the copy once it may write).
+    func checkedHotImage(_ manifest: Manifest, engine: DatabaseEngine, scratch: ScratchSpace,
+                         log: (String) -> Void, refused: inout Bool) throws -> URL? {
+        guard let hot = manifest.hot, engine.keepsHotImages, keepsHotCopies else { return nil }
+        let name = ObjectName.hot(id: manifest.id, engine: manifest.engine)
+        let fetched: FetchedObject
+        do {
+            fetched = try backend.fetch(name, into: scratch, progress: nil)
+        } catch let error as MigsnapError {
+            guard case .verificationFailed = error else { throw error }
+            log("Notice: the hot copy of snapshot \(manifest.id) is missing; restoring from the compressed snapshot.")
+            refused = true
+            return nil
+        }
+        let size = FileSystem.fileSize(fetched.path)
+        let sum = size == hot.bytes ? try Hashing.sha256(ofFile: fetched.path) : nil
+        guard sum == hot.sha256 else {
+            try? FileSystem.remove(fetched.path)
+            log("Notice: the hot copy of snapshot \(manifest.id) does not match its checksum; it is discarded and the compressed snapshot is restored instead.")
+            refused = true
+            return nil
+        }
+        return URL(fileURLWithPath: fetched.path)
+    }
+
+    /// A staged restore of `manifest` into `engine`: from its hot copy when it has a sound one,
+    /// else from the compressed payload (fetched, checked, decrypted). `hotRefused` says that the
+    /// hot copy was missing or damaged and should be dropped.
+    public func stageRestore(_ manifest: Manifest, engine: DatabaseEngine, versionTable: VersionTable, scratch: ScratchSpace,
+                             progress: ProgressReporter, log: (String) -> Void) throws -> (staged: StagedRestore, hotRefused: Bool) {
+        var refused = false
+        if let image = try checkedHotImage(manifest, engine: engine, scratch: scratch, log: log, refused: &refused) {
+            do {
+                let staged = try engine.stageRestore(hotImage: image, versionTable: versionTable, progress: progress)
+                log("Restoring snapshot \(manifest.id) via its hot copy (checksum verified).")
+                return (HotStagedRestore(inner: staged, scratch: scratch), false)
+            } catch let error as MigsnapError {
+                log("Notice: the hot copy of snapshot \(manifest.id) cannot be used here (\(error.message)); restoring from the compressed snapshot.")
+            }
+        }
+        let payload = try localPayload(manifest, scratch: scratch, progress: progress)
+        do {
+            return (try engine.stageRestore(payload: payload, versionTable: versionTable, progress: progress), refused)
+        } catch let error as MigsnapError {
+            throw error.prefixed("Snapshot \(manifest.id)")
+        }
+    }
+}
+
+/// A restore staged from a hot image, which lies in the run's scratch space: the space lives as
+/// long as the staged restore.
+private final class HotStagedRestore: StagedRestore {
+    let inner: StagedRestore
+    let scratch: ScratchSpace
+
+    init(inner: StagedRestore, scratch: ScratchSpace) {
+        self.inner = inner
+        self.scratch = scratch
+    }
+
+    var content: PayloadContent { inner.content }
+
+    func commit(progress: ProgressReporter) throws {
+        try inner.commit(progress: progress)
+    }
+}
+
+extension MigrationRun {
+    /// The snapshot before an upgrade step: hot when the policy keeps hot copies, and then the
+    /// older hot copies beyond `keep_hot` are dropped (after the new one exists).
+    func preUpgradeSnapshot(to revision: String, progress: ProgressReporter) throws -> Manifest {
+        let snapshot = try TakeSnapshot.run(
+            engine: engine, store: store, versionTable: versionTable,
+            request: SnapshotRequest(reason: .preUpgrade, targetRevision: revision, hot: keepHot > 0), progress: progress)
+        // A hot copy that cannot be dropped costs disk, not data: the upgrade goes on.
+        _ = try? store.dropHotCopies(keeping: keepHot)
+        return snapshot
+    }
+}
