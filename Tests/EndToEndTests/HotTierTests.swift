@@ -150,6 +150,32 @@ struct HotTierTests {
         #expect(try p.dump() == before)
     }
 
+    /// A bucket would send the whole uncompressed image back (slower than the compressed payload),
+    /// and an encrypted store must not hold the image in clear: neither keeps a hot copy.
+    @Test func aBucketKeepsNoHotCopy() throws {
+        let bucket = try Bucket()
+        let p = try Project().seeded()
+        p.useStore(in: bucket)
+        let before = try p.dump()
+        try p.ok("upgrade")
+        #expect(try p.hotIDs() == [])
+        #expect(try bucket.names().filter { $0.hasSuffix(".hot") } == [])
+        let rollback = try p.ok("rollback", "--yes")
+        #expect(!rollback.stderr.contains("hot copy"), "\(rollback.stderr)")
+        #expect(try p.dump() == before)
+    }
+
+    @Test func anEncryptedStoreKeepsNoHotCopy() throws {
+        let p = try Project().seeded()
+        let key = p.dir + "/key.txt"
+        try #require(try run("/usr/bin/age-keygen", ["-o", key], in: p.dir).status == 0, "age-keygen (scripts/test installs age)")
+        let recipient = try run("/usr/bin/age-keygen", ["-y", key], in: p.dir).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let upgrade = try p.migsnap("upgrade", env: ["MIGSNAP_AGE_RECIPIENT": recipient])
+        #expect(upgrade.status == 0, "\(upgrade.output)")
+        #expect(try p.hotIDs() == [])
+        #expect(try p.hotCopies() == [])
+    }
+
     @Test func aFailedMigrationIsUndoneFromTheHotCopy() throws {
         let p = try Project().seeded()
         try p.alembic("upgrade", "head")
