@@ -150,6 +150,16 @@ struct HotTierTests {
         #expect(try p.dump() == before)
     }
 
+    @Test func aCopyToAnotherStoreLeavesTheHotCopyBehind() throws {
+        let (p, _, hot) = try afterABadUpgrade()
+        let other = p.dir + "/other-store"
+        try p.ok("copy", "--all", "--to", other)
+        let copied = try #require(try p.json(try p.ok("show", hot, "--json", "--store", other).stdout) as? [String: Any])
+        #expect(copied["hot"] == nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: other).filter { $0.hasSuffix(".hot") } == [])
+        #expect(try p.hotIDs() == [hot])
+    }
+
     /// A bucket would send the whole uncompressed image back (slower than the compressed payload),
     /// and an encrypted store must not hold the image in clear: neither keeps a hot copy.
     @Test func aBucketKeepsNoHotCopy() throws {
