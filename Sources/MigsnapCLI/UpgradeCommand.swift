@@ -98,7 +98,7 @@ extension Migsnap {
                     if output.json { try Terminal.printJSON(Done(current: plan.current, snapshots: [])) } else { Terminal.out(message) }
                     return
                 }
-                let pruned = try policy.map { try Prune.afterUpgrade(store: context.store, policy: $0, protected: Set(taken.map(\.id))) } ?? []
+                let pruned = try policy.map { try Prune.afterUpgrade(store: context.store, policy: $0, protected: Set(taken.map(\.id)), engine: engine) } ?? []
                 withExtendedLifetime(lock) {}
                 let now = try engine.currentRevisions(versionTable: context.config.versionTable)
                 if output.json {

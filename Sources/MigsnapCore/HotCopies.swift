@@ -14,14 +14,17 @@ import Foundation
 /// have to send the whole uncompressed image back, slower than the compressed payload), and not
 /// in an encrypted store (the image would lie there in clear).
 public struct HotCopy: Codable, Sendable, Equatable {
-    /// Size of the image.
+    /// Size of the image (SQLite), or of the database on the server (PostgreSQL).
     public var bytes: Int64
-    /// SHA-256 of the image, lowercase hex.
-    public var sha256: String
+    /// SHA-256 of the image, lowercase hex (SQLite).
+    public var sha256: String?
+    /// The clone's oid on the server (PostgreSQL): a database of that name with another oid is not it.
+    public var oid: String?
 
-    public init(bytes: Int64, sha256: String) {
+    public init(bytes: Int64, sha256: String? = nil, oid: String? = nil) {
         self.bytes = bytes
         self.sha256 = sha256
+        self.oid = oid
     }
 }
 
@@ -63,11 +66,15 @@ extension SnapshotStore {
         return HotCopy(bytes: bytes, sha256: try sum())
     }
 
-    /// Drops a snapshot's hot copy: the object first, then the manifest's record of it, so that a
-    /// killed run leaves at worst a record without its object, which a restore notices and passes by.
+    /// Drops a snapshot's hot copy: the copy first (the store object, or the server's clone when
+    /// `engine` is given), then the manifest's record of it, so that a killed run leaves at worst a
+    /// record without its copy, which a restore notices and passes by.
     @discardableResult
-    public func dropHot(_ manifest: Manifest) throws -> Manifest {
+    public func dropHot(_ manifest: Manifest, engine: DatabaseEngine? = nil) throws -> Manifest {
         try backend.delete(ObjectName.hot(id: manifest.id, engine: manifest.engine))
+        if let engine, engine.hotTier == .server, engine.kind == manifest.engine, manifest.database == engine.redactedLocation {
+            try engine.dropServerHotCopy(of: manifest.id)
+        }
         guard manifest.hot != nil else { return manifest }
         var updated = manifest
         updated.hot = nil
@@ -75,14 +82,17 @@ extension SnapshotStore {
         return updated
     }
 
-    /// Keeps the hot copies of the newest `keep` snapshots that have one and drops the others.
-    /// Returns the snapshots whose hot copy was dropped. The caller holds the lock.
+    /// Keeps the hot copies of the newest `keep` pre-upgrade snapshots and drops the others (also
+    /// those older than a newer pre-upgrade snapshot that could not keep one: a rollback right
+    /// after that upgrade goes to the newer one). Returns the snapshots whose hot copy was dropped.
+    /// The caller holds the lock.
     @discardableResult
-    public func dropHotCopies(keeping keep: Int) throws -> [Manifest] {
-        let hot = try manifests().filter { $0.hot != nil }
-        let dropped = Array(hot.reversed().dropFirst(max(0, keep)))
+    public func dropHotCopies(keeping keep: Int, engine: DatabaseEngine? = nil) throws -> [Manifest] {
+        let all = try manifests()
+        let newest = Set(all.filter { $0.reason == .preUpgrade }.suffix(max(0, keep)).map(\.id))
+        let dropped = all.filter { $0.hot != nil && !newest.contains($0.id) }
         for manifest in dropped {
-            try dropHot(manifest)
+            try dropHot(manifest, engine: engine)
         }
         return dropped
     }
@@ -92,7 +102,7 @@ extension SnapshotStore {
     /// says so, and `refused` is set: the caller drops the copy once it may write).
     func checkedHotImage(_ manifest: Manifest, engine: DatabaseEngine, scratch: ScratchSpace,
                          log: (String) -> Void, refused: inout Bool) throws -> URL? {
-        guard let hot = manifest.hot, engine.keepsHotImages, keepsHotCopies else { return nil }
+        guard let hot = manifest.hot, let expected = hot.sha256, engine.hotTier == .storeFile, keepsHotCopies else { return nil }
         let name = ObjectName.hot(id: manifest.id, engine: manifest.engine)
         let fetched: FetchedObject
         do {
@@ -105,7 +115,7 @@ extension SnapshotStore {
         }
         let size = FileSystem.fileSize(fetched.path)
         let sum = size == hot.bytes ? try Hashing.sha256(ofFile: fetched.path) : nil
-        guard sum == hot.sha256 else {
+        guard sum == expected else {
             try? FileSystem.remove(fetched.path)
             log("Notice: the hot copy of snapshot \(manifest.id) does not match its checksum; it is discarded and the compressed snapshot is restored instead.")
             refused = true
@@ -114,26 +124,71 @@ extension SnapshotStore {
         return URL(fileURLWithPath: fetched.path)
     }
 
+    /// The snapshot's hot copy on the database server, staged for the swap; nil when it has none
+    /// here, or when it is missing or not the clone the manifest describes (`refused` is set).
+    private func stagedServerHotCopy(_ manifest: Manifest, engine: DatabaseEngine, versionTable: VersionTable,
+                                     progress: ProgressReporter, log: (String) -> Void, refused: inout Bool) throws -> StagedRestore? {
+        guard let hot = manifest.hot, hot.oid != nil, engine.hotTier == .server, manifest.database == engine.redactedLocation else { return nil }
+        do {
+            let staged = try engine.stageRestore(serverHotCopyOf: manifest.id, record: hot, rows: manifest.shape?.tables.mapValues(\.rows),
+                                                 versionTable: versionTable, progress: progress)
+            guard staged.content.revisions == manifest.revisions else {
+                throw MigsnapError.verificationFailed("it holds \(Revisions.named(staged.content.revisions))")
+            }
+            return staged
+        } catch let error as MigsnapError {
+            if case .verificationFailed = error {
+                log("Notice: the hot copy of snapshot \(manifest.id) cannot be trusted (\(error.message)); it is discarded and the compressed snapshot is restored instead.")
+                refused = true
+            } else {
+                log("Notice: the hot copy of snapshot \(manifest.id) cannot be used (\(error.message)); restoring from the compressed snapshot.")
+            }
+            return nil
+        }
+    }
+
     /// A staged restore of `manifest` into `engine`: from its hot copy when it has a sound one,
-    /// else from the compressed payload (fetched, checked, decrypted). `hotRefused` says that the
-    /// hot copy was missing or damaged and should be dropped.
+    /// else from the compressed payload (fetched, checked, decrypted).
     public func stageRestore(_ manifest: Manifest, engine: DatabaseEngine, versionTable: VersionTable, scratch: ScratchSpace,
-                             progress: ProgressReporter, log: (String) -> Void) throws -> (staged: StagedRestore, hotRefused: Bool) {
+                             progress: ProgressReporter, log: (String) -> Void) throws -> StagedFromStore {
         var refused = false
         if let image = try checkedHotImage(manifest, engine: engine, scratch: scratch, log: log, refused: &refused) {
             do {
                 let staged = try engine.stageRestore(hotImage: image, versionTable: versionTable, progress: progress)
                 log("Restoring snapshot \(manifest.id) via its hot copy (checksum verified).")
-                return (HotStagedRestore(inner: staged, scratch: scratch), false)
+                return StagedFromStore(staged: HotStagedRestore(inner: staged, scratch: scratch), hotRefused: false, hotConsumed: false)
             } catch let error as MigsnapError {
                 log("Notice: the hot copy of snapshot \(manifest.id) cannot be used here (\(error.message)); restoring from the compressed snapshot.")
             }
         }
+        if let staged = try stagedServerHotCopy(manifest, engine: engine, versionTable: versionTable, progress: progress, log: log, refused: &refused) {
+            log("Restoring snapshot \(manifest.id) via its hot copy (the clone on the server; a rename swap).")
+            return StagedFromStore(staged: staged, hotRefused: false, hotConsumed: true)
+        }
         let payload = try localPayload(manifest, scratch: scratch, progress: progress)
         do {
-            return (try engine.stageRestore(payload: payload, versionTable: versionTable, progress: progress), refused)
+            return StagedFromStore(staged: try engine.stageRestore(payload: payload, versionTable: versionTable, progress: progress),
+                                   hotRefused: refused, hotConsumed: false)
         } catch let error as MigsnapError {
             throw error.prefixed("Snapshot \(manifest.id)")
+        }
+    }
+}
+
+/// A staged restore, and what it means for the snapshot's hot copy.
+public struct StagedFromStore {
+    public var staged: StagedRestore
+    /// The hot copy was missing or damaged: drop it once the run may write (not in a dry run).
+    public var hotRefused: Bool
+    /// The hot copy itself becomes the live database on commit (a server clone swapped in):
+    /// afterwards the manifest no longer has one.
+    public var hotConsumed: Bool
+
+    /// What to do about the hot copy once the restore is committed, or refused.
+    func settleHot(_ manifest: Manifest, store: SnapshotStore, engine: DatabaseEngine, committed: Bool) {
+        // Costs disk only if it fails; the restore itself is unaffected.
+        if hotRefused || (hotConsumed && committed) {
+            _ = try? store.dropHot(manifest, engine: engine)
         }
     }
 }
@@ -162,9 +217,9 @@ extension MigrationRun {
     func preUpgradeSnapshot(to revision: String, progress: ProgressReporter) throws -> Manifest {
         let snapshot = try TakeSnapshot.run(
             engine: engine, store: store, versionTable: versionTable,
-            request: SnapshotRequest(reason: .preUpgrade, targetRevision: revision, hot: keepHot > 0), progress: progress)
+            request: SnapshotRequest(reason: .preUpgrade, targetRevision: revision, hot: keepHot > 0), progress: progress, log: log)
         // A hot copy that cannot be dropped costs disk, not data: the upgrade goes on.
-        _ = try? store.dropHotCopies(keeping: keepHot)
+        _ = try? store.dropHotCopies(keeping: keepHot, engine: engine)
         return snapshot
     }
 }

@@ -236,10 +236,13 @@ public final class PostgresEngine: DatabaseEngine {
         let swap: DatabaseSwap
         let content: PayloadContent
         private var committed = false
+        /// Instead of dropping the copy when released uncommitted (a hot copy stays for later).
+        let onRelease: (() -> Void)?
 
-        init(swap: DatabaseSwap, content: PayloadContent) {
+        init(swap: DatabaseSwap, content: PayloadContent, onRelease: (() -> Void)? = nil) {
             self.swap = swap
             self.content = content
+            self.onRelease = onRelease
         }
 
         func commit(progress: ProgressReporter) throws {
@@ -250,7 +253,8 @@ public final class PostgresEngine: DatabaseEngine {
         }
 
         deinit {
-            if !committed { swap.dropScratch() }
+            guard !committed else { return }
+            if let onRelease { onRelease() } else { swap.dropScratch() }
         }
     }
 

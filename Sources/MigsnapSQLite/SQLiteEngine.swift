@@ -64,7 +64,7 @@ public final class SQLiteEngine: DatabaseEngine {
         try snapshot(into: payload, hotImage: nil, versionTable: versionTable, progress: progress)
     }
 
-    public var keepsHotImages: Bool { true }
+    public var hotTier: HotTier { .storeFile }
 
     /// The hot image is the backup copy the payload is compressed from, kept instead of deleted:
     /// it costs a rename and a header change, not another copy.

@@ -50,8 +50,8 @@ public struct RestorePlan: Codable, Sendable, Equatable {
 public struct PreparedRestore {
     public var plan: RestorePlan
     let staged: StagedRestore
-    /// The snapshot's hot copy was missing or damaged: `apply` drops it (a dry run writes nothing).
-    var hotRefused = false
+    /// The staged copy and what it means for the snapshot's hot copy, settled by `apply` (a dry run writes nothing).
+    let source: StagedFromStore
 }
 
 /// A snapshot restore, in DESIGN.md's order: verify (checksum, then a full read into a staged
@@ -90,8 +90,9 @@ public struct RestoreOperation {
                 "Snapshot \(manifest.id) is a \(manifest.engine.rawValue) snapshot; \(engine.redactedLocation) is a \(engine.kind.rawValue) database.")
         }
         let scratch = try store.makeScratch()
-        let (staged, hotRefused) = try store.stageRestore(manifest, engine: engine, versionTable: versionTable, scratch: scratch,
-                                                          progress: progress, log: log)
+        let source = try store.stageRestore(manifest, engine: engine, versionTable: versionTable, scratch: scratch,
+                                            progress: progress, log: log)
+        let staged = source.staged
         guard staged.content.revisions == manifest.revisions else {
             throw MigsnapError.verificationFailed(
                 "Snapshot \(manifest.id) holds \(Revisions.named(staged.content.revisions)) but its manifest says \(Revisions.describe(manifest.revisions)).")
@@ -105,15 +106,14 @@ public struct RestoreOperation {
             discardedRows: RestorePlan.discarded(now: rowsNow, snapshot: staged.content.rowCounts),
             rowsNow: rowsNow, rowsInSnapshot: staged.content.rowCounts, database: engine.redactedLocation,
             safetySnapshot: safetySnapshot && exists, unknownRows: unknownRows)
-        return PreparedRestore(plan: plan, staged: staged, hotRefused: hotRefused)
+        return PreparedRestore(plan: plan, staged: staged, source: source)
     }
 
     /// Takes the safety snapshot (unless disabled or there is nothing to save), then swaps the
     /// staged copy in and checks the result.
     public func apply(_ prepared: PreparedRestore, progress: ProgressReporter) throws -> Manifest? {
-        if prepared.hotRefused {
-            // Costs disk only if it fails: the restore goes on from the compressed snapshot.
-            _ = try? store.dropHot(manifest)
+        if prepared.source.hotRefused {
+            prepared.source.settleHot(manifest, store: store, engine: engine, committed: false)
         }
         var safety: Manifest?
         if prepared.plan.safetySnapshot {
@@ -144,6 +144,9 @@ public struct RestoreOperation {
         } catch let error as MigsnapError {
             if let guardsBefore { try? book.restore(guardsBefore) }
             throw error.prefixed("Restore of \(manifest.id) failed; the database was left as it was.\(saved)")
+        }
+        if prepared.source.hotConsumed {
+            prepared.source.settleHot(manifest, store: store, engine: engine, committed: true)
         }
         let now = try engine.currentRevisions(versionTable: versionTable)
         guard now == manifest.revisions else {

@@ -107,11 +107,11 @@ extension MigrationRun {
         log("\(what) failed; restoring snapshot \(snapshot.id)")
         do {
             let scratch = try store.makeScratch()
-            let (staged, hotRefused) = try store.stageRestore(snapshot, engine: engine, versionTable: versionTable, scratch: scratch,
-                                                              progress: progress, log: log)
-            if hotRefused { _ = try? store.dropHot(snapshot) }
-            try engine.restore(staged, from: "Snapshot \(snapshot.id)", expectedRevisions: snapshot.revisions,
+            let source = try store.stageRestore(snapshot, engine: engine, versionTable: versionTable, scratch: scratch,
+                                                progress: progress, log: log)
+            try engine.restore(source.staged, from: "Snapshot \(snapshot.id)", expectedRevisions: snapshot.revisions,
                                versionTable: versionTable, progress: progress)
+            source.settleHot(snapshot, store: store, engine: engine, committed: true)
             progress.finish()
         } catch let restoreError {
             progress.finish()
