@@ -19,6 +19,11 @@ struct PostgresHotTierTests {
         #expect(clones.count == 1 && clones.first?.hasSuffix(hot.filter(\.isNumber)) == true, "\(clones)")
         #expect(try db.psql("SELECT datallowconn FROM pg_database WHERE datname = '\(clones.first ?? "")'", database: "postgres") == "f")
         #expect(try p.migsnap("verify").status == 0)
+        // A dry run stages the clone without opening or changing it.
+        let dry = try p.ok("rollback", "--dry-run")
+        #expect(dry.stderr.contains("via its hot copy"), "\(dry.stderr)")
+        #expect(db.hotCopies() == clones)
+        #expect(try db.psql("SELECT datallowconn FROM pg_database WHERE datname = '\(clones.first ?? "")'", database: "postgres") == "f")
 
         let rollback = try p.ok("rollback", "--yes")
         #expect(rollback.stderr.contains("Restoring snapshot \(hot) via its hot copy"), "\(rollback.stderr)")
