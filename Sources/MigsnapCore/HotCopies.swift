@@ -1,18 +1,19 @@
 import Foundation
 
 /// The hot tier (DESIGN.md, "Snapshot files and speed"): the newest pre-upgrade snapshots (`keep_hot`
-/// in the policy, default 1) also keep their uncompressed image, so that a rollback right after a
-/// bad migration skips the decompression and the integrity check: the image's checksum is checked
-/// and it goes into the live database by the engine's usual atomic copy.
+/// in the policy, default 1) are also kept ready to use, so that a rollback right after a bad
+/// migration skips the slow half of a restore. The compressed payload stays the durable copy; a
+/// hot copy belongs to its snapshot: it is never listed or counted as a snapshot, it goes when its
+/// snapshot is removed or a newer upgrade takes its place, and it is used only once checked.
 ///
-/// A hot copy is a store object beside the payload, `<id>.<engine>.hot`, named from the id only.
-/// It belongs to its snapshot: it is never listed or counted as a snapshot, it goes when its
-/// snapshot is removed, and it is used only while its size and SHA-256 match the manifest's `hot`.
-/// The compressed payload stays the durable copy.
-///
-/// Kept only where it gains something and costs no promise: in a directory store (a bucket would
-/// have to send the whole uncompressed image back, slower than the compressed payload), and not
-/// in an encrypted store (the image would lie there in clear).
+/// - `HotTier.storeFile` (SQLite): the uncompressed image, a store object beside the payload,
+///   `<id>.<engine>.hot`, named from the id only, used only while its size and SHA-256 match the
+///   manifest's `hot`; it goes into the live database by the engine's usual atomic copy. Kept only
+///   where it gains something and costs no promise: in a directory store (a bucket would have to
+///   send the whole uncompressed image back, slower than the compressed payload), and not in an
+///   encrypted store (the image would lie there in clear).
+/// - `HotTier.server` (PostgreSQL): a clone of the database on its server, which the engine keeps,
+///   checks (its oid, closed to connections since) and swaps in (see PostgresHotCopy.swift).
 public struct HotCopy: Codable, Sendable, Equatable {
     /// Size of the image (SQLite), or of the database on the server (PostgreSQL).
     public var bytes: Int64

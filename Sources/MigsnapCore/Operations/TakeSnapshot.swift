@@ -43,8 +43,9 @@ public enum TakeSnapshot {
             let capture: SnapshotCapture
             var serverHot: HotCopy?
             if request.hot && engine.hotTier == .server {
-                // Clones left by killed runs (no manifest names them) go before a new one is made.
-                try engine.dropServerHotCopies(except: Set(try store.manifests().filter { $0.hot != nil }.map(\.id)))
+                // Clones left by killed runs (no manifest names them) go before a new one is made;
+                // one that cannot be dropped costs disk on the server, never the snapshot.
+                try? engine.dropServerHotCopies(except: Set(try store.manifests().filter { $0.hot != nil }.map(\.id)))
                 (capture, serverHot) = try engine.snapshot(into: URL(fileURLWithPath: temporary), serverHotCopyOf: id,
                                                            versionTable: versionTable, progress: progress, notice: log)
             } else {
