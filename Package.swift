@@ -40,6 +40,6 @@ let package = Package(
         .testTarget(name: "MigsnapPostgresTests", dependencies: ["MigsnapPostgres", "MigsnapCore"]),
         .testTarget(name: "MigsnapS3Tests", dependencies: ["MigsnapS3", "MigsnapCore"], exclude: ["SigV4Vectors"]),
         .testTarget(name: "StoreConformanceTests", dependencies: ["MigsnapCore", "MigsnapS3"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["MigsnapCore", "MigsnapS3"], exclude: ["Fixtures", "Golden"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["MigsnapCore", "MigsnapS3", "MigsnapPostgres"], exclude: ["Fixtures", "Golden"]),
     ]
 )

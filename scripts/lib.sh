@@ -37,3 +37,18 @@ build_migsnap() {
   MIGSNAP="$(cd "$ROOT" && swift build -c "$1" --show-bin-path)/migsnap"
   export MIGSNAP
 }
+
+# bench_alembic_project DIR BASE SQL: an Alembic project (the example's env.py and alembic.ini;
+# the database comes from --url or DATABASE_URL) whose base revision is BASE, the one the
+# benchmark's database is at, and one step after it that runs SQL: the "bad migration" a hot
+# rollback undoes.
+bench_alembic_project() {
+  local dir=$1 base=$2 sql=$3
+  mkdir -p "$dir/migrations/versions"
+  cp "$ROOT/examples/shop/migrations/env.py" "$dir/migrations/"
+  cp "$ROOT/examples/shop/alembic.ini" "$dir/alembic.ini"
+  printf 'revision = "%s"\ndown_revision = None\nbranch_labels = None\ndepends_on = None\ndef upgrade(): pass\ndef downgrade(): pass\n' \
+    "$base" > "$dir/migrations/versions/${base}_base.py"
+  printf 'from alembic import op\nrevision = "bad0bad0bad0"\ndown_revision = "%s"\nbranch_labels = None\ndepends_on = None\ndef upgrade(): op.execute("%s")\ndef downgrade(): pass\n' \
+    "$base" "$sql" > "$dir/migrations/versions/bad0bad0bad0_bad.py"
+}

@@ -47,7 +47,7 @@ extension Migsnap {
                     return
                 }
                 try Terminal.confirm("Remove \(UserText.count(removing.count, "snapshot"))?", yes: confirm.yes)
-                let removed = try Prune.apply(decisions, store: context.store)
+                let removed = try Prune.apply(decisions, store: context.store, engine: try? context.liveEngine())
                 withExtendedLifetime(lock) {}
                 let freed = removed.reduce(Int64(0)) { $0 + $1.storedBytes }
                 Terminal.err("Removed \(UserText.count(removed.count, "snapshot")), \(Format.bytes(freed)) freed.")

@@ -87,11 +87,12 @@ extension Migsnap {
                     withExtendedLifetime(lock) {}
                     return
                 }
-                let operation = RestoreOperation(
+                var operation = RestoreOperation(
                     store: context.store, manifest: manifest, engine: engine, versionTable: context.config.versionTable,
                     safetySnapshot: !noSafetySnapshot && !intoAnotherDatabase,
                     guarding: intoAnotherDatabase ? nil : (context.graphIfAvailable(), "restore \(manifest.id)"),
                     undone: { [graph = context.graphIfAvailable()] in RevisionGraph.undone(graph, from: $0, to: $1) })
+                operation.log = Terminal.err
                 let prepared = try operation.prepare(progress: context.progress())
                 let plan = prepared.plan
                 try Render.execute(plan: plan, manifest: manifest, title: "Restore plan", versionTable: context.config.versionTable,

@@ -20,7 +20,7 @@ extension Migsnap {
                     try Terminal.printJSON(m)
                     return
                 }
-                let rows: [(String, String)] = [
+                var rows: [(String, String)] = [
                     ("id", m.id),
                     ("created", Format.time(m.createdAt)),
                     ("engine", m.engine.rawValue),
@@ -39,6 +39,11 @@ extension Migsnap {
                     ("restore verified", m.restoreVerifiedAt.map(Format.time) ?? "never (`migsnap verify --restore`)"),
                     ("format version", String(m.formatVersion)),
                 ]
+                if let hot = m.hot {
+                    // Only where there is one, so that the lines of other snapshots stay as they were.
+                    rows.insert(("hot", "yes: an uncompressed copy of \(Format.bytes(hot.bytes)) for an instant rollback"),
+                                at: rows.firstIndex { $0.0 == "file" }! + 1)
+                }
                 let width = rows.map(\.0.count).max() ?? 0
                 for (k, v) in rows {
                     Terminal.out("\(k.padding(toLength: width, withPad: " ", startingAt: 0))  \(v)")

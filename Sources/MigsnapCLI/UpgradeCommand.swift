@@ -59,11 +59,14 @@ extension Migsnap {
                 let options = UpgradeOptions(target: target, once: once, restoreOnFailure: !noRestoreOnFailure, force: force)
                 // A broken policy file must stop the run before any migration, not after.
                 let policy = noPrune ? nil : try context.config.retentionPolicy()
+                // keep_hot holds with --no-prune too; a policy file that --no-prune does not read cannot stop the run.
+                let keepHot = (policy ?? (try? context.config.retentionPolicy()) ?? .builtInDefault).keepHot
                 try context.config.requireMigrationDirectories()
                 let alembic = context.alembic()
-                let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(using: alembic),
+                var operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(using: alembic),
                                                  versionTable: context.config.versionTable, alembic: alembic,
                                                  log: Terminal.err)
+                operation.keepHot = keepHot
                 if dryRun {
                     let plan = try operation.upgradePlan(options)
                     let refused = plan.refusal(force: force)
@@ -101,7 +104,7 @@ extension Migsnap {
                     if output.json { try Terminal.printJSON(Done(current: plan.current, snapshots: [])) } else { Terminal.out(message) }
                     return
                 }
-                let pruned = try policy.map { try Prune.afterUpgrade(store: context.store, policy: $0, protected: Set(taken.map(\.id))) } ?? []
+                let pruned = try policy.map { try Prune.afterUpgrade(store: context.store, policy: $0, protected: Set(taken.map(\.id)), engine: engine) } ?? []
                 withExtendedLifetime(lock) {}
                 let now = try engine.currentRevisions(versionTable: context.config.versionTable)
                 if output.json {

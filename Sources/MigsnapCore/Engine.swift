@@ -148,6 +148,39 @@ public protocol DatabaseEngine: AnyObject {
     /// touching the live database. Content problems are `.verificationFailed`.
     func stageRestore(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore
 
+    /// Where this engine keeps hot copies (see HotCopies.swift). Engines without a hot tier keep
+    /// the defaults below.
+    var hotTier: HotTier { get }
+
+    /// `snapshot(into:…)` that also leaves the uncompressed image of the same view at `hotImage`
+    /// (a new file in the same directory as `payload`, created 0600), ready to be read without
+    /// decompression: opened read-only, it must be usable as it is.
+    func snapshot(into payload: URL, hotImage: URL?, versionTable: VersionTable, progress: ProgressReporter) throws -> SnapshotCapture
+
+    /// Stages a restore from a hot image whose checksum the store has checked. The image is only
+    /// read, never changed or moved (it is the store's). Throws when it cannot be used here; the
+    /// store then restores from the compressed payload.
+    func stageRestore(hotImage: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore
+
+    /// `.server`: clones the live database on the server as the hot copy of snapshot `id` and takes
+    /// the snapshot from the clone, so that both hold one state. Where the clone cannot be made
+    /// (other sessions connected, no CREATEDB), `notice` says why and the snapshot is taken as
+    /// usual, without a hot copy (nil). Never fails for want of a hot copy.
+    func snapshot(into payload: URL, serverHotCopyOf id: String, versionTable: VersionTable, progress: ProgressReporter,
+                  notice: (String) -> Void) throws -> (SnapshotCapture, HotCopy?)
+
+    /// `.server`: stages the hot copy of snapshot `id` for a swap. Throws `.verificationFailed`
+    /// when it is missing or not the copy `record` describes (then it is not used); the staged
+    /// copy's row counts are `rows` (the manifest's, the same state by construction).
+    func stageRestore(serverHotCopyOf id: String, record: HotCopy, rows: [String: Int64]?, versionTable: VersionTable,
+                      progress: ProgressReporter) throws -> StagedRestore
+
+    /// `.server`: drops the hot copy of snapshot `id`, if it is there.
+    func dropServerHotCopy(of id: String) throws
+
+    /// `.server`: drops this database's hot copies other than those of `ids` (debris of killed runs).
+    func dropServerHotCopies(except ids: Set<String>) throws
+
     /// Runs `body` holding the database's own lock where the engine has one (PostgreSQL's session
     /// advisory lock, so that two runs with different stores cannot change one database at once);
     /// waits up to `wait` seconds, then refuses naming the holder.
@@ -162,6 +195,16 @@ public protocol DatabaseEngine: AnyObject {
     /// `inspect` and unpacked into `scratch`; the live database is only read. Memory does not
     /// grow with the tables. An engine that cannot compare yet throws `.invalidInput`.
     func diff(_ a: URL, with b: URL?, scratch: ScratchSpace, scope: DiffScope, progress: ProgressReporter) throws -> DatabaseDiff
+}
+
+/// Where an engine keeps the hot copy of a snapshot (see HotCopies.swift).
+public enum HotTier: Sendable {
+    /// None.
+    case none
+    /// An uncompressed image, kept as a store object beside the payload (SQLite).
+    case storeFile
+    /// A clone of the database on its server (PostgreSQL's `CREATE DATABASE … TEMPLATE`).
+    case server
 }
 
 /// A verified copy of a snapshot, ready to replace the live database. Dropped when released
@@ -182,13 +225,43 @@ extension DatabaseEngine {
         (try rowCounts(), [:])
     }
 
+    public var hotTier: HotTier { .none }
+
+    public func snapshot(into payload: URL, hotImage: URL?, versionTable: VersionTable, progress: ProgressReporter) throws -> SnapshotCapture {
+        try snapshot(into: payload, versionTable: versionTable, progress: progress)
+    }
+
+    public func stageRestore(hotImage: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore {
+        throw MigsnapError.failed("\(kind.rawValue) has no hot images")
+    }
+
+    public func snapshot(into payload: URL, serverHotCopyOf id: String, versionTable: VersionTable, progress: ProgressReporter,
+                         notice: (String) -> Void) throws -> (SnapshotCapture, HotCopy?) {
+        (try snapshot(into: payload, versionTable: versionTable, progress: progress), nil)
+    }
+
+    public func stageRestore(serverHotCopyOf id: String, record: HotCopy, rows: [String: Int64]?, versionTable: VersionTable,
+                             progress: ProgressReporter) throws -> StagedRestore {
+        throw MigsnapError.failed("\(kind.rawValue) has no hot copies on a server")
+    }
+
+    public func dropServerHotCopy(of id: String) throws {}
+
+    public func dropServerHotCopies(except ids: Set<String>) throws {}
+
     /// Stages, checks that the copy holds `expectedRevisions`, swaps it in and checks the result.
     public func restore(payload: URL, expectedRevisions: [String], versionTable: VersionTable, progress: ProgressReporter) throws {
         let staged = try stageRestore(payload: payload, versionTable: versionTable, progress: progress)
+        try restore(staged, from: payload.lastPathComponent, expectedRevisions: expectedRevisions, versionTable: versionTable, progress: progress)
+    }
+
+    /// Checks that a staged copy holds `expectedRevisions`, swaps it in and checks the result.
+    public func restore(_ staged: StagedRestore, from source: String, expectedRevisions: [String], versionTable: VersionTable,
+                        progress: ProgressReporter) throws {
         let expected = expectedRevisions.sorted()
         guard staged.content.revisions == expected else {
             throw MigsnapError.verificationFailed(
-                "\(payload.lastPathComponent) holds \(Revisions.named(staged.content.revisions)), expected \(Revisions.describe(expected)); the database was not changed.")
+                "\(source) holds \(Revisions.named(staged.content.revisions)), expected \(Revisions.describe(expected)); the database was not changed.")
         }
         try staged.commit(progress: progress)
         let after = try currentRevisions(versionTable: versionTable)

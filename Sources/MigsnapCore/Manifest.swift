@@ -53,6 +53,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var shape: DatabaseShape?
     /// When `verify --restore` last restored this snapshot into a staged copy and found it whole.
     @NullEncoded public var restoreVerifiedAt: Date?
+    /// The snapshot's hot copy (see HotCopies.swift); nil, and left out of the JSON, when it has none.
+    public var hot: HotCopy?
     public var formatVersion: Int
 
     public init(
@@ -98,6 +100,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         case encryption
         case shape
         case restoreVerifiedAt = "restore_verified_at"
+        case hot
         case formatVersion = "format_version"
     }
 }

@@ -365,10 +365,13 @@ public final class SnapshotStore {
         try noteChange(ObjectName.manifest(id: manifest.id), nil)
         try backend.delete(ObjectName.manifest(id: manifest.id))
         try backend.delete(ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: manifest.encryption != nil))
+        if manifest.hot != nil {
+            try backend.delete(ObjectName.hot(id: manifest.id, engine: manifest.engine))
+        }
     }
 
-    /// Removes what killed runs left: the backend's own debris, and payloads whose manifest was
-    /// never written (or was removed by a prune that did not finish). Call with the lock held.
+    /// Removes what killed runs left: the backend's own debris, and payloads and hot copies whose
+    /// manifest was never written (or was removed by a prune that did not finish). Call with the lock held.
     @discardableResult
     public func cleanDebris(now: Date = Date()) throws -> [String] {
         guard try backend.isInitialized() else { return [] }
@@ -376,7 +379,7 @@ public final class SnapshotStore {
         let objects = try backend.list()
         let listed = Set(objects.compactMap { ObjectName.id(ofManifest: $0.name) })
         for object in objects {
-            guard let id = ObjectName.id(ofPayload: object.name), !listed.contains(id) else { continue }
+            guard let id = ObjectName.id(ofPayload: object.name) ?? ObjectName.id(ofHot: object.name), !listed.contains(id) else { continue }
             if let modified = object.modified, now.timeIntervalSince(modified) < backend.orphanGracePeriod { continue }
             try backend.delete(object.name)
             removed.append(object.name)

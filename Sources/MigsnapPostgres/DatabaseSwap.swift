@@ -17,13 +17,14 @@ final class DatabaseSwap {
     private var liveExists = false
     private let runToken: String
 
-    init(admin: Connection, live: String, context: String) {
+    /// `existing`: a copy that is already there (a hot copy) to swap in instead of a new scratch database.
+    init(admin: Connection, live: String, context: String, existing: String? = nil) {
         self.admin = admin
         self.live = live
         self.context = context
         debrisPrefix = Self.debrisPrefix(live)
         runToken = String(UInt32.random(in: .min ... .max), radix: 16)
-        scratch = "\(debrisPrefix)_new_\(runToken)"
+        scratch = existing ?? "\(debrisPrefix)_new_\(runToken)"
         old = "\(debrisPrefix)_old_\(runToken)"
     }
 
@@ -108,6 +109,21 @@ final class DatabaseSwap {
             dropScratch()
             throw error
         }
+    }
+
+    /// Gives an existing copy (a clone made with the live database as its template, which takes its
+    /// encoding, locale and tablespace but not the rest) the live database's owner, connection
+    /// limit, comment, privileges and settings, as `createScratch` gives a new one.
+    func adoptLiveSettings() throws {
+        let row = try run("SELECT pg_get_userbyid(d.datdba), d.datconnlimit::text, shobj_description(d.oid, 'pg_database') FROM pg_database d WHERE d.datname = $1",
+                          [live], "Could not read the database's settings")
+        guard row.rowCount == 1, let owner = row.value(row: 0, column: 0) else { return }
+        liveExists = true
+        let target = quoteIdentifier(scratch)
+        _ = try run("ALTER DATABASE \(target) OWNER TO \(quoteIdentifier(owner))", [], "Could not give the hot copy the database's owner")
+        _ = try run("ALTER DATABASE \(target) CONNECTION LIMIT \(Int(row.value(row: 0, column: 1) ?? "-1") ?? -1)", [],
+                    "Could not copy the connection limit")
+        try copyDatabaseLevelState(comment: row.value(row: 0, column: 2))
     }
 
     private func copyDatabaseLevelState(comment: String?) throws {

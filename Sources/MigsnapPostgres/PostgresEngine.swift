@@ -248,12 +248,15 @@ public final class PostgresEngine: DatabaseEngine {
         let live: PostgresTarget
         let copy: PostgresTarget
         private var committed = false
+        /// Instead of dropping the copy when released uncommitted (a hot copy stays for later).
+        let onRelease: (() -> Void)?
 
-        init(swap: DatabaseSwap, content: PayloadContent, live: PostgresTarget, copy: PostgresTarget) {
+        init(swap: DatabaseSwap, content: PayloadContent, live: PostgresTarget, copy: PostgresTarget, onRelease: (() -> Void)? = nil) {
             self.swap = swap
             self.content = content
             self.live = live
             self.copy = copy
+            self.onRelease = onRelease
         }
 
         func compareWithLive(scope: DiffScope, progress: ProgressReporter) throws -> DatabaseDiff {
@@ -268,7 +271,8 @@ public final class PostgresEngine: DatabaseEngine {
         }
 
         deinit {
-            if !committed { swap.dropScratch() }
+            guard !committed else { return }
+            if let onRelease { onRelease() } else { swap.dropScratch() }
         }
     }
 

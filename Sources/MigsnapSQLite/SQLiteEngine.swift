@@ -61,6 +61,14 @@ public final class SQLiteEngine: DatabaseEngine {
     }
 
     public func snapshot(into payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> SnapshotCapture {
+        try snapshot(into: payload, hotImage: nil, versionTable: versionTable, progress: progress)
+    }
+
+    public var hotTier: HotTier { .storeFile }
+
+    /// The hot image is the backup copy the payload is compressed from, kept instead of deleted:
+    /// it costs a rename and a header change, not another copy.
+    public func snapshot(into payload: URL, hotImage: URL?, versionTable: VersionTable, progress: ProgressReporter) throws -> SnapshotCapture {
         defer { progress.finish() }
         try Self.checkSchema(versionTable)
         guard try databaseExists() else {
@@ -94,6 +102,9 @@ public final class SQLiteEngine: DatabaseEngine {
         do {
             let sizes = try Gzip.compressBlocked(file: copy, to: payload.path, threads: threads) { done in
                 progress.update(phase: "compressing", done: done, total: size)
+            }
+            if let hotImage {
+                try keepHotImage(copy, at: hotImage.path)
             }
             return SnapshotCapture(revisions: revisions, rawBytes: sizes.rawBytes, shape: shape)
         } catch let error as GzipError {
@@ -134,29 +145,73 @@ public final class SQLiteEngine: DatabaseEngine {
             let content = try Self.onImage(payload) {
                 PayloadContent(revisions: try Self.revisions(in: image, versionTable), rowCounts: try Self.rowCounts(in: image))
             }
-            return SQLiteStagedRestore(engine: self, staging: staging, image: image, content: content)
+            return SQLiteStagedRestore(engine: self, staging: staging, hotImage: nil, image: image, content: content)
         } catch {
             Self.removeDatabaseFiles(staging)
             throw error
         }
     }
 
-    /// A verified image in a staging file beside the live database.
+    /// The hot image is opened read-only where it lies (the store's file, linked into the run's
+    /// scratch space) and copied into the live database by the same transaction a restore uses.
+    /// Its checksum stands for the integrity check: it holds the bytes SQLite's backup wrote.
+    public func stageRestore(hotImage: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore {
+        defer { progress.finish() }
+        try Self.checkSchema(versionTable)
+        let image = try Self.onImage(hotImage) { try Connection(path: hotImage.path, mode: .readOnly) }
+        let content = try Self.onImage(hotImage) {
+            PayloadContent(revisions: try Self.revisions(in: image, versionTable), rowCounts: try Self.rowCounts(in: image))
+        }
+        if try databaseExists() {
+            // Into a WAL database of another page size the image would have to be rebuilt (see
+            // `copy`), which a read-only image cannot be: the compressed payload serves instead.
+            let (liveMode, livePageSize) = try onLive {
+                let live = try Connection(path: path, mode: .readOnly)
+                return (try live.scalar("PRAGMA journal_mode")?.lowercased(), try live.scalar("PRAGMA page_size"))
+            }
+            let imagePageSize = try Self.onImage(hotImage) { try image.scalar("PRAGMA page_size") }
+            if liveMode == "wal", livePageSize != imagePageSize {
+                throw MigsnapError.failed("the database's page size is now \(livePageSize ?? "?"), the hot copy's \(imagePageSize ?? "?")")
+            }
+        }
+        return SQLiteStagedRestore(engine: self, staging: nil, hotImage: hotImage.path, image: image, content: content)
+    }
+
+    /// Makes the backup copy a hot image: in rollback-journal mode (the backup copied the live
+    /// database's WAL flag), so that it opens read-only as it is, then moved to `hot`.
+    private func keepHotImage(_ copy: String, at hot: String) throws {
+        do {
+            let image = try Connection(path: copy, mode: .readWrite)
+            try image.execute("PRAGMA journal_mode=DELETE")
+        } catch let failure as SQLiteFailure {
+            throw MigsnapError.failed("Keeping the hot copy failed: \(failure.message)")
+        }
+        for suffix in ["-wal", "-shm", "-journal"] {
+            unlink(copy + suffix)
+        }
+        try FileSystem.rename(copy, to: hot)
+    }
+
+    /// A verified image, ready to go into the live database: in a staging file beside it (which is
+    /// then the restore's own), or a hot image that is only read.
     final class SQLiteStagedRestore: StagedRestore {
         let engine: SQLiteEngine
-        let staging: String
+        let staging: String?
+        let hotImage: String?
         private var image: Connection?
         let content: PayloadContent
 
-        init(engine: SQLiteEngine, staging: String, image: Connection, content: PayloadContent) {
+        init(engine: SQLiteEngine, staging: String?, hotImage: String?, image: Connection, content: PayloadContent) {
             self.engine = engine
             self.staging = staging
+            self.hotImage = hotImage
             self.image = image
             self.content = content
         }
 
         func compareWithLive(scope: DiffScope, progress: ProgressReporter) throws -> DatabaseDiff {
-            try engine.compare(staging, payload: nil, with: engine.path, payload: nil, scope: scope)
+            // The image is a staging file, or the hot image where it lies; either is only read here.
+            try engine.compare((staging ?? hotImage)!, payload: nil, with: engine.path, payload: nil, scope: scope)
         }
 
         func commit(progress: ProgressReporter) throws {
@@ -165,15 +220,23 @@ public final class SQLiteEngine: DatabaseEngine {
             if try engine.databaseExists() {
                 try engine.copy(image, intoLiveDatabase: progress)
                 self.image = nil
-            } else {
+            } else if let staging {
                 self.image = nil
+                try engine.moveIntoPlace(staging)
+            } else if let hotImage {
+                // A hot image is the store's file: a missing database gets a copy of it, made
+                // beside the database and renamed into place like a staging file.
+                self.image = nil
+                let staging = SQLiteEngine.stagingPath(besideDatabase: engine.path)
+                defer { SQLiteEngine.removeDatabaseFiles(staging) }
+                try FileSystem.copyFile(hotImage, to: staging)
                 try engine.moveIntoPlace(staging)
             }
         }
 
         deinit {
             image = nil
-            SQLiteEngine.removeDatabaseFiles(staging)
+            if let staging { SQLiteEngine.removeDatabaseFiles(staging) }
         }
     }
 

@@ -41,7 +41,7 @@ extension SQLiteEngine: SalvagingEngine {
             let content = try Self.onImage(s0) {
                 PayloadContent(revisions: try Self.revisions(in: copy, versionTable), rowCounts: try Self.rowCounts(in: copy))
             }
-            return (SQLiteStagedRestore(engine: self, staging: staging, image: copy, content: content), merge)
+            return (SQLiteStagedRestore(engine: self, staging: staging, hotImage: nil, image: copy, content: content), merge)
         } catch {
             Self.removeDatabaseFiles(staging)
             throw error

@@ -1,5 +1,6 @@
 import Foundation
 import MigsnapCore
+import MigsnapPostgres
 import Testing
 
 /// A database of its own on the test cluster (scripts/pg-cluster), dropped afterwards.
@@ -26,6 +27,18 @@ final class PostgresDatabase {
 
     deinit {
         _ = try? psql("DROP DATABASE IF EXISTS \(name) WITH (FORCE)", database: "postgres")
+        // The hot copies migsnap cloned from it (an upgrade keeps one by default).
+        for clone in hotCopies() {
+            _ = try? psql("DROP DATABASE IF EXISTS \(clone) WITH (FORCE)", database: "postgres")
+        }
+    }
+
+    /// The hot copies of this database on the server, by name.
+    func hotCopies() -> [String] {
+        let prefix = PostgresEngine.hotCopyPrefix(forDatabase: name)
+        let names = (try? psql("SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database WHERE starts_with(datname, '\(prefix)')",
+                               database: "postgres")) ?? ""
+        return names.split(separator: " ").map(String.init)
     }
 
     static func url(_ raw: String, database: String) -> String {
@@ -67,6 +80,18 @@ extension Project {
         return p
     }
 
+    /// A database of its own at 0002 with data, then `migsnap upgrade` through 0003 (which deletes
+    /// rows): the project, and the state before that upgrade.
+    static func postgresAfterABadUpgrade() throws -> (PostgresDatabase, Project, before: String) {
+        let db = try PostgresDatabase()
+        let p = try Project.postgres(db)
+        try p.ok("upgrade", "0002")
+        try p.seedPostgres(db)
+        let before = try db.state()
+        try p.ok("upgrade")
+        return (db, p, before)
+    }
+
     func seedPostgres(_ db: PostgresDatabase) throws {
         try db.psql("""
             INSERT INTO customers (id, name, email, active, phone)
@@ -90,12 +115,7 @@ func expectSameState(_ actual: String, _ expected: String, sourceLocation: Sourc
 @Suite("PostgreSQL end to end (real server, real Alembic)", .serialized)
 struct PostgresEndToEndTests {
     @Test func theDataLossStoryOnPostgres() throws {
-        let db = try PostgresDatabase()
-        let p = try Project.postgres(db)
-        try p.ok("upgrade", "0002")
-        try p.seedPostgres(db)
-        let before = try db.state()
-        try p.ok("upgrade")
+        let (db, p, before) = try Project.postgresAfterABadUpgrade()
         #expect(try db.psql("SELECT count(*) FROM customers") == "7")
 
         let plan = try #require(try p.json(try p.ok("rollback", "--dry-run", "--json").stdout) as? [String: Any])

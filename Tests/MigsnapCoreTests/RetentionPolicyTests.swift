@@ -34,6 +34,8 @@ struct RetentionPolicyTests {
         expected.keepLast = 3
         #expect(try parse(#"{"keep_last": 3}"#) == expected)
         #expect(try parse("{}") == RetentionPolicy.builtInDefault)
+        #expect(try parse("{}").keepHot == 1)
+        #expect(try parse(#"{"keep_hot": 0}"#).keepHot == 0)
     }
 
     @Test("every field is read")
@@ -41,12 +43,12 @@ struct RetentionPolicyTests {
         let policy = try parse("""
             {"keep_last": 1, "keep_hourly": 2, "keep_daily": 3, "keep_weekly": 4, "keep_monthly": 5,
              "keep_yearly": 6, "keep_within": "3m", "keep_per_revision": 7, "keep_tags": ["a", "b"],
-             "max_total_size": "1.5GB", "prune_after_upgrade": false}
+             "max_total_size": "1.5GB", "prune_after_upgrade": false, "keep_hot": 3}
             """)
         #expect(policy == RetentionPolicy(
             keepLast: 1, keepHourly: 2, keepDaily: 3, keepWeekly: 4, keepMonthly: 5, keepYearly: 6,
             keepWithin: RetentionDuration(value: 3, unit: .months), keepPerRevision: 7, keepTags: ["a", "b"],
-            maxTotalSize: ByteSize(bytes: 1_500_000_000), pruneAfterUpgrade: false))
+            maxTotalSize: ByteSize(bytes: 1_500_000_000), pruneAfterUpgrade: false, keepHot: 3))
     }
 
     @Test("no size cap: \"0\", \"0GiB\" or null", arguments: [#""0""#, #""0GiB""#, "null", "0"])
@@ -132,6 +134,9 @@ struct RetentionPolicyTests {
         BadField(json: #"{"keep_tags": [""]}"#, key: "keep_tags", problem: "non-empty"),
         BadField(json: #"{"prune_after_upgrade": "yes"}"#, key: "prune_after_upgrade", problem: "true or false"),
         BadField(json: #"{"prune_after_upgrade": 1}"#, key: "prune_after_upgrade", problem: "true or false"),
+        BadField(json: #"{"keep_hot": -1}"#, key: "keep_hot", problem: "negative"),
+        BadField(json: #"{"keep_hot": true}"#, key: "keep_hot", problem: "whole number"),
+        BadField(json: #"{"keep_hot": 1.5}"#, key: "keep_hot", problem: "whole number"),
     ]
 
     @Test("a bad field is bad input naming the file, the key and the problem", arguments: badFields)

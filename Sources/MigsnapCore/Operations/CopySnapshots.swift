@@ -46,7 +46,9 @@ public enum CopySnapshots {
             log("copying \(manifest.id) (\(manifest.storedBytes) bytes)")
             let scratch = try destination.makeScratch()
             let sourceScratch = try source.makeScratch()
-            let copy = manifest
+            var copy = manifest
+            // The hot copy stays behind: it is the source store's, and the destination has no such object.
+            copy.hot = nil
             let committed: Manifest
             if manifest.encryption != nil {
                 // Encrypted stays as it is: the bytes travel, checked against the source's checksum.

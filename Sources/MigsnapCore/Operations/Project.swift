@@ -48,6 +48,8 @@ public struct MigrationRun {
     public var alembic: AlembicRunner
     /// Human progress lines ("step 1/3: …"), for stderr.
     public var log: (String) -> Void
+    /// How many hot copies the policy keeps (`keep_hot`); pre-upgrade snapshots are hot when it is above 0.
+    public var keepHot = 0
 
     public init(engine: DatabaseEngine, store: SnapshotStore, graph: RevisionGraph, versionTable: VersionTable,
                 alembic: AlembicRunner, log: @escaping (String) -> Void) {

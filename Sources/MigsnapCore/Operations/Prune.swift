@@ -18,19 +18,24 @@ public enum Prune {
 
     /// The prune that follows a successful upgrade, unless the policy turns it off; the snapshots
     /// the upgrade just took are never its victims.
-    public static func afterUpgrade(store: SnapshotStore, policy: RetentionPolicy, protected: Set<String>) throws -> [Manifest] {
+    public static func afterUpgrade(store: SnapshotStore, policy: RetentionPolicy, protected: Set<String>,
+                                    engine: DatabaseEngine? = nil) throws -> [Manifest] {
         guard policy.pruneAfterUpgrade else { return [] }
-        return try apply(try plan(store: store, policy: policy, protected: protected), store: store)
+        return try apply(try plan(store: store, policy: policy, protected: protected), store: store, engine: engine)
     }
 
     /// Removes the snapshots decided `remove`, each manifest first so that a killed prune never
-    /// leaves a listed snapshot without its file. The caller holds the store lock.
-    public static func apply(_ decisions: [RetentionDecision], store: SnapshotStore) throws -> [Manifest] {
+    /// leaves a listed snapshot without its file. The caller holds the store lock. A hot copy on the
+    /// database server goes too when `engine` is that database (else the next hot snapshot drops it).
+    public static func apply(_ decisions: [RetentionDecision], store: SnapshotStore, engine: DatabaseEngine? = nil) throws -> [Manifest] {
         let byID = Dictionary(try store.manifests().map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var removed: [Manifest] = []
         for decision in decisions where decision.action == .remove {
             guard let manifest = byID[decision.id] else { continue }
             try store.remove(manifest)
+            if manifest.hot != nil, let engine, engine.hotTier == .server, manifest.database == engine.redactedLocation {
+                try? engine.dropServerHotCopy(of: manifest.id)
+            }
             removed.append(manifest)
         }
         return removed

@@ -64,6 +64,8 @@ public struct RestorePlan: Codable, Sendable, Equatable {
 public struct PreparedRestore {
     public var plan: RestorePlan
     let staged: StagedRestore
+    /// The staged copy and what it means for the snapshot's hot copy, settled by `apply` (a dry run writes nothing).
+    let source: StagedFromStore
 }
 
 /// A snapshot restore, in DESIGN.md's order: verify (checksum, then a full read into a staged
@@ -80,6 +82,8 @@ public struct RestoreOperation {
     public var undone: ([String], [String]) throws -> [String]
     /// Where the undone migrations are guarded (the live database), and what to call the change.
     public var guarding: (graph: RevisionGraph?, by: String)?
+    /// Notices for stderr (which copy of the snapshot is restored).
+    public var log: (String) -> Void = { _ in }
 
     public init(store: SnapshotStore, manifest: Manifest, engine: DatabaseEngine, versionTable: VersionTable,
                 safetySnapshot: Bool, guarding: (graph: RevisionGraph?, by: String)?,
@@ -100,13 +104,9 @@ public struct RestoreOperation {
                 "Snapshot \(manifest.id) is a \(manifest.engine.rawValue) snapshot; \(engine.redactedLocation) is a \(engine.kind.rawValue) database.")
         }
         let scratch = try store.makeScratch()
-        let payload = try store.localPayload(manifest, scratch: scratch, progress: progress)
-        let staged: StagedRestore
-        do {
-            staged = try engine.stageRestore(payload: payload, versionTable: versionTable, progress: progress)
-        } catch let error as MigsnapError {
-            throw error.prefixed("Snapshot \(manifest.id)")
-        }
+        let source = try store.stageRestore(manifest, engine: engine, versionTable: versionTable, scratch: scratch,
+                                            progress: progress, log: log)
+        let staged = source.staged
         guard staged.content.revisions == manifest.revisions else {
             throw MigsnapError.verificationFailed(
                 "Snapshot \(manifest.id) holds \(Revisions.named(staged.content.revisions)) but its manifest says \(Revisions.describe(manifest.revisions)).")
@@ -122,12 +122,15 @@ public struct RestoreOperation {
         // The revision is the plan's `current` and `target`; tables the role cannot read cannot be compared.
         let skipped = Set(unknownRows.keys).union([versionTable.name, "\(versionTable.schema ?? "public").\(versionTable.name)"])
         plan.count(exists ? try staged.compareWithLive(scope: DiffScope(skipped: skipped), progress: progress) : nil, skipped: skipped)
-        return PreparedRestore(plan: plan, staged: staged)
+        return PreparedRestore(plan: plan, staged: staged, source: source)
     }
 
     /// Takes the safety snapshot (unless disabled or there is nothing to save), then swaps the
     /// staged copy in and checks the result.
     public func apply(_ prepared: PreparedRestore, progress: ProgressReporter) throws -> Manifest? {
+        if prepared.source.hotRefused {
+            prepared.source.settleHot(manifest, store: store, engine: engine, committed: false)
+        }
         var safety: Manifest?
         if prepared.plan.safetySnapshot {
             do {
@@ -157,6 +160,9 @@ public struct RestoreOperation {
         } catch let error as MigsnapError {
             if let guardsBefore { try? book.restore(guardsBefore) }
             throw error.prefixed("Restore of \(manifest.id) failed; the database was left as it was.\(saved)")
+        }
+        if prepared.source.hotConsumed {
+            prepared.source.settleHot(manifest, store: store, engine: engine, committed: true)
         }
         let now = try engine.currentRevisions(versionTable: versionTable)
         guard now == manifest.revisions else {

@@ -37,8 +37,9 @@ extension MigrationRun {
         }
         if let manifest = candidates.last {
             let undone = downgrade.undone
-            let operation = RestoreOperation(store: store, manifest: manifest, engine: engine, versionTable: versionTable,
+            var operation = RestoreOperation(store: store, manifest: manifest, engine: engine, versionTable: versionTable,
                                              safetySnapshot: true, guarding: (graph, "rollback \(target)"), undone: { _, _ in undone })
+            operation.log = log
             let prepared = try operation.prepare(progress: progress)
             return (prepared.plan, .restore(operation, prepared))
         }

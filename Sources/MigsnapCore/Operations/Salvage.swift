@@ -197,7 +197,8 @@ public struct SalvageOperation {
                                database: engine.redactedLocation, safetySnapshot: true, tables: merge.tables,
                                droppedTables: merge.droppedTables)
         return PreparedSalvage(plan: plan, before: before, after: after, restore: restore,
-                               staged: PreparedRestore(plan: restorePlan, staged: staged))
+                               staged: PreparedRestore(plan: restorePlan, staged: staged,
+                                                        source: StagedFromStore(staged: staged, hotRefused: false, hotConsumed: false)))
     }
 }
 

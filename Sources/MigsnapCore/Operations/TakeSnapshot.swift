@@ -6,8 +6,12 @@ public struct SnapshotRequest: Sendable {
     public var tags: [String]
     public var pinned: Bool
     public var note: String?
+    /// Keep a hot copy too, where the engine and the store can (see HotCopies.swift).
+    public var hot: Bool
 
-    public init(reason: SnapshotReason, targetRevision: String? = nil, tags: [String] = [], pinned: Bool = false, note: String? = nil) {
+    public init(reason: SnapshotReason, targetRevision: String? = nil, tags: [String] = [], pinned: Bool = false, note: String? = nil,
+                hot: Bool = false) {
+        self.hot = hot
         self.reason = reason
         self.targetRevision = targetRevision
         self.tags = tags
@@ -21,7 +25,8 @@ public enum TakeSnapshot {
     /// Nothing is listed unless everything succeeded: the payload is written under a temporary
     /// name, committed by rename, and the manifest comes last.
     public static func run(engine: DatabaseEngine, store: SnapshotStore, versionTable: VersionTable,
-                           request: SnapshotRequest, progress: ProgressReporter, now: Date = Date()) throws -> Manifest {
+                           request: SnapshotRequest, progress: ProgressReporter, now: Date = Date(),
+                           log: (String) -> Void = { _ in }) throws -> Manifest {
         try validate(tags: request.tags)
         guard try engine.databaseExists() else {
             throw MigsnapError.invalidInput("No database at \(engine.redactedLocation).",
@@ -32,16 +37,37 @@ public enum TakeSnapshot {
         let id = try store.newID(now: now)
         let scratch = try store.makeScratch()
         let temporary = scratch.file(ObjectName.payload(id: id, engine: engine.kind, encrypted: false))
+        let hotImage = request.hot && engine.hotTier == .storeFile && store.keepsHotCopies
+            ? scratch.file(ObjectName.hot(id: id, engine: engine.kind)) : nil
         do {
-            let capture = try engine.snapshot(into: URL(fileURLWithPath: temporary), versionTable: versionTable, progress: progress)
+            let capture: SnapshotCapture
+            var serverHot: HotCopy?
+            if request.hot && engine.hotTier == .server {
+                // Clones left by killed runs (no manifest names them) go before a new one is made;
+                // one that cannot be dropped costs disk on the server, never the snapshot.
+                try? engine.dropServerHotCopies(except: Set(try store.manifests().filter { $0.hot != nil }.map(\.id)))
+                (capture, serverHot) = try engine.snapshot(into: URL(fileURLWithPath: temporary), serverHotCopyOf: id,
+                                                           versionTable: versionTable, progress: progress, notice: log)
+            } else {
+                capture = try engine.snapshot(into: URL(fileURLWithPath: temporary), hotImage: hotImage.map(URL.init(fileURLWithPath:)),
+                                              versionTable: versionTable, progress: progress)
+            }
             progress.finish()
-            let draft = Manifest(
+            var draft = Manifest(
                 id: id, createdAt: now, engine: engine.kind, revisions: capture.revisions.sorted(),
                 reason: request.reason, targetRevision: request.targetRevision, rawBytes: capture.rawBytes,
                 storedBytes: 0, sha256: "", pinned: request.pinned, tags: request.tags, note: request.note,
                 database: engine.redactedLocation, file: ObjectName.payload(id: id, engine: engine.kind, encrypted: false),
                 shape: capture.shape)
-            return try store.commit(payload: temporary, manifest: draft, scratch: scratch, progress: progress)
+            // Stored before the manifest: a killed run leaves an orphan that debris cleanup removes.
+            draft.hot = try hotImage.map { try store.commitHot(image: $0, id: id, engine: engine.kind) } ?? serverHot
+            do {
+                return try store.commit(payload: temporary, manifest: draft, scratch: scratch, progress: progress)
+            } catch {
+                // A clone without its manifest would be debris until the next hot snapshot.
+                if serverHot != nil { try? engine.dropServerHotCopy(of: id) }
+                throw error
+            }
         } catch {
             progress.finish()
             throw error

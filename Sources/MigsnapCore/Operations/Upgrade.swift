@@ -74,9 +74,7 @@ extension MigrationRun {
             let label = options.once ? "upgrade \(options.target)" : "step \(index + 1)/\(batches.count): \(Revisions.describe(step.from)) -> \(step.to)"
             let snapshot: Manifest
             do {
-                snapshot = try TakeSnapshot.run(
-                    engine: engine, store: store, versionTable: versionTable,
-                    request: SnapshotRequest(reason: .preUpgrade, targetRevision: step.to), progress: progress)
+                snapshot = try preUpgradeSnapshot(to: step.to, progress: progress)
             } catch let error as MigsnapError {
                 throw error.prefixed("The snapshot before \(step.to) failed, so the migration did not run")
             }
@@ -128,8 +126,11 @@ extension MigrationRun {
         log("\(what) failed; restoring snapshot \(snapshot.id)")
         do {
             let scratch = try store.makeScratch()
-            try engine.restore(payload: try store.localPayload(snapshot, scratch: scratch, progress: progress), expectedRevisions: snapshot.revisions,
+            let source = try store.stageRestore(snapshot, engine: engine, versionTable: versionTable, scratch: scratch,
+                                                progress: progress, log: log)
+            try engine.restore(source.staged, from: "Snapshot \(snapshot.id)", expectedRevisions: snapshot.revisions,
                                versionTable: versionTable, progress: progress)
+            source.settleHot(snapshot, store: store, engine: engine, committed: true)
             progress.finish()
         } catch let restoreError {
             progress.finish()

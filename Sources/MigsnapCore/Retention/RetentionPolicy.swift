@@ -20,12 +20,15 @@ public struct RetentionPolicy: Equatable, Sendable, Codable {
     /// nil: no cap (`"0"` or `null` in the file).
     public var maxTotalSize: ByteSize?
     public var pruneAfterUpgrade: Bool
+    /// How many of the newest pre-upgrade snapshots also keep a hot copy (see HotCopies.swift); 0: none.
+    public var keepHot: Int
 
     public init(
         keepLast: Int, keepHourly: Int, keepDaily: Int, keepWeekly: Int, keepMonthly: Int,
         keepYearly: Int, keepWithin: RetentionDuration, keepPerRevision: Int, keepTags: [String],
-        maxTotalSize: ByteSize?, pruneAfterUpgrade: Bool
+        maxTotalSize: ByteSize?, pruneAfterUpgrade: Bool, keepHot: Int = 1
     ) {
+        self.keepHot = keepHot
         self.keepLast = keepLast
         self.keepHourly = keepHourly
         self.keepDaily = keepDaily
@@ -43,7 +46,7 @@ public struct RetentionPolicy: Equatable, Sendable, Codable {
     public static let builtInDefault = RetentionPolicy(
         keepLast: 10, keepHourly: 0, keepDaily: 7, keepWeekly: 4, keepMonthly: 6, keepYearly: 0,
         keepWithin: .zero, keepPerRevision: 1, keepTags: ["release"],
-        maxTotalSize: ByteSize(bytes: 20 << 30), pruneAfterUpgrade: true
+        maxTotalSize: ByteSize(bytes: 20 << 30), pruneAfterUpgrade: true, keepHot: 1
     )
 
     /// Every rule off and no cap: removes nothing.
@@ -123,6 +126,7 @@ public struct RetentionPolicy: Equatable, Sendable, Codable {
         try c.encode(keepTags, forKey: .keepTags)
         try c.encode(maxTotalSize?.description ?? "0", forKey: .maxTotalSize)
         try c.encode(pruneAfterUpgrade, forKey: .pruneAfterUpgrade)
+        try c.encode(keepHot, forKey: .keepHot)
     }
 
     enum Key: String, CodingKey, CaseIterable {
@@ -137,6 +141,7 @@ public struct RetentionPolicy: Equatable, Sendable, Codable {
         case keepTags = "keep_tags"
         case maxTotalSize = "max_total_size"
         case pruneAfterUpgrade = "prune_after_upgrade"
+        case keepHot = "keep_hot"
     }
 
     /// One problem with one key; `parse` adds the file name.
@@ -167,7 +172,8 @@ public struct RetentionPolicy: Equatable, Sendable, Codable {
             keepPerRevision: try file.count(.keepPerRevision) ?? d.keepPerRevision,
             keepTags: try file.tags(.keepTags) ?? d.keepTags,
             maxTotalSize: try file.size(.maxTotalSize) ?? d.maxTotalSize,
-            pruneAfterUpgrade: try file.bool(.pruneAfterUpgrade) ?? d.pruneAfterUpgrade
+            pruneAfterUpgrade: try file.bool(.pruneAfterUpgrade) ?? d.pruneAfterUpgrade,
+            keepHot: try file.count(.keepHot) ?? d.keepHot
         )
     }
 

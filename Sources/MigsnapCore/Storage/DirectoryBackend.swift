@@ -22,6 +22,8 @@ public final class DirectoryBackend: StoreBackend {
     public var location: String { directory }
     public var orphanGracePeriod: TimeInterval { 0 }
     public var listingIsCheap: Bool { true }
+    /// Local disk: a hot copy is read back at disk speed, by a hard link.
+    public var keepsHotCopies: Bool { true }
 
     func path(_ name: String) -> String {
         (directory as NSString).appendingPathComponent(name)

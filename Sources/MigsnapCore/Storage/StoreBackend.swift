@@ -37,6 +37,10 @@ public protocol StoreBackend: AnyObject {
     /// answers a thousand keys per request: no, and listings then rely on the index).
     var listingIsCheap: Bool { get }
 
+    /// Whether snapshots here may keep an uncompressed hot copy beside the payload (see HotCopies.swift):
+    /// where reading it back is faster than inflating the payload, a local directory.
+    var keepsHotCopies: Bool { get }
+
     /// Whether the store exists (its marker is there). Reading commands call this and create nothing.
     func isInitialized() throws -> Bool
 
@@ -80,6 +84,10 @@ public protocol StoreBackend: AnyObject {
     /// Removes what killed runs of this backend left that only it knows of (scratch directories of
     /// dead runs, temporary files, incomplete multipart uploads). Called with the lock held.
     func cleanBackendDebris() throws -> [String]
+}
+
+extension StoreBackend {
+    public var keepsHotCopies: Bool { false }
 }
 
 /// An object's bytes in a local file, and their SHA-256 where the backend computed it on the way
