@@ -39,8 +39,12 @@ enum Terminal {
     }
 
     static func printJSON<T: Encodable>(_ value: T) throws {
-        let data = try JSON.encoder().encode(value)
-        out(String(decoding: data, as: UTF8.self))
+        printJSON(data: try JSON.encoder().encode(value))
+    }
+
+    /// JSON already laid out as `JSON.encoder()` lays it out (see `ManifestJSON`).
+    static func printJSON(data: Data) {
+        FileHandle.standardOutput.write(data + Data("\n".utf8))
     }
 
     /// Asks on a TTY; without one, refuses unless `--yes` was given (never hangs on a closed stdin).

@@ -162,6 +162,25 @@ struct StoreTests {
         #expect(again["target_revision"] as? String == "abc")
     }
 
+    /// A directory store lists its manifests on every listing: what changed behind the index, or
+    /// what the index lacks, is read from the manifests themselves.
+    @Test func theIndexNeverHidesOrOverridesAManifest() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = SnapshotStore(directory: dir.path)
+        let lock = try store.lock(purpose: "test")
+        let a = try commit(store, manifest("20261126-100000-000"))
+        var b = try commit(store, manifest("20261126-110000-000"))
+        lock.release()
+        #expect(try store.backend.read(ObjectName.index).flatMap(StoreIndex.init(decoding:))?.entries.count == 2)
+        b.pinned = true
+        b.note = "edited by hand"
+        try JSON.encoder().encode(b).write(to: URL(fileURLWithPath: file(store, "\(b.id).json")))
+        #expect(try store.manifests() == [a, b])
+        try store.backend.write(ObjectName.index, data: StoreIndex(complete: true, entries: [:]).encoded())
+        #expect(try store.manifests() == [a, b])
+    }
+
     @Test func newestAtARevisionAndItsAmbiguity() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
