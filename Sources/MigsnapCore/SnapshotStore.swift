@@ -89,12 +89,11 @@ public final class SnapshotStore {
            let scan = scan(trusting: trusted) {
             return scan
         }
-        let objects = try backend.list()
+        let candidates = try backend.list(where: { ObjectName.id(ofManifest: $0) != nil })
         let index = loadIndexFile()?.entries ?? [:]
         var manifests: [Manifest] = []
         var damaged: [(file: String, problem: String)] = []
         var entries: [String: StoreIndex.Entry] = [:]
-        let candidates = objects.filter { ObjectName.id(ofManifest: $0.name) != nil }
         let vouched = candidates.map { object -> Manifest? in
             guard !object.version.isEmpty, let cached = index[object.name], cached.version == object.version,
                   Self.isUsable(cached.manifest, name: object.name) else { return nil }
@@ -103,7 +102,8 @@ public final class SnapshotStore {
         // What the index does not vouch for is read, many at a time: one round trip each on a bucket.
         let fresh = readAll(zip(candidates, vouched).compactMap { $1 == nil ? $0.name : nil })
         manifests.reserveCapacity(candidates.count)
-        entries.reserveCapacity(candidates.count)
+        // The entries are what a new index is made of; a listing that writes none skips them.
+        if thorough { entries.reserveCapacity(candidates.count) }
         for (object, cached) in zip(candidates, vouched) {
             let where_ = payloadLocationOfName(object.name)
             do {
@@ -116,12 +116,13 @@ public final class SnapshotStore {
                     try Self.check(manifest, id: ObjectName.id(ofManifest: object.name)!, at: where_)
                 }
                 manifests.append(manifest)
-                entries[object.name] = StoreIndex.Entry(version: object.version, manifest: manifest)
+                if thorough { entries[object.name] = StoreIndex.Entry(version: object.version, manifest: manifest) }
             } catch let error as MigsnapError {
                 damaged.append((where_, error.message))
             }
         }
         manifests.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        damaged.sort { $0.file < $1.file }
         return StoreScan(manifests: manifests, damaged: damaged, entries: entries)
     }
 
@@ -135,7 +136,7 @@ public final class SnapshotStore {
             manifests.append(entry.manifest)
         }
         manifests.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
-        return StoreScan(manifests: manifests, damaged: [], entries: index.entries)
+        return StoreScan(manifests: manifests, damaged: [], entries: [:])
     }
 
     /// Whether a manifest passes `check` as the manifest object `name`.
@@ -451,11 +452,12 @@ public final class SnapshotStore {
 public struct StoreScan {
     public var manifests: [Manifest]
     public var damaged: [(file: String, problem: String)]
+    /// What a new index holds: filled by a thorough scan only.
     var entries: [String: StoreIndex.Entry]
 }
 
 /// `index.json`: every manifest with the version of its object when it was read, and whether the
-/// writer that made it finished. Written and read by hand (see `ManifestJSON`): decoding 10,000
+/// writer that made it finished. Written and read by hand (see `ListingJSON`): decoding 10,000
 /// manifests with `JSONDecoder` took longer than the whole listing may. Anything else in its place
 /// (format 1 of earlier versions, damage, an edit) reads as no index, which is then rebuilt.
 struct StoreIndex: Equatable {
@@ -507,6 +509,8 @@ struct StoreIndex: Equatable {
                 try r.key("entries")
                 try r.open(.openBracket)
                 var entries: [String: Entry] = [:]
+                // An entry takes some 500 bytes: room for all of them at once, not a dozen regrowths.
+                entries.reserveCapacity(data.count / 400)
                 while try r.next(before: .closeBracket) {
                     try r.open(.openBrace)
                     try r.key("name"); let name = try r.string()
