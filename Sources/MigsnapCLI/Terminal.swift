@@ -42,7 +42,7 @@ enum Terminal {
         printJSON(data: try JSON.encoder().encode(value))
     }
 
-    /// JSON already laid out as `JSON.encoder()` lays it out (see `ManifestJSON`).
+    /// JSON already laid out as `JSON.encoder()` lays it out (see `ListingJSON`).
     static func printJSON(data: Data) {
         FileHandle.standardOutput.write(data + Data("\n".utf8))
     }

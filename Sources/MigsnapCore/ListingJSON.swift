@@ -1,21 +1,30 @@
 import Foundation
 
 /// Manifests to and from JSON bytes by hand, for the paths that handle thousands of them at once:
-/// the listing index and `list --json`. Foundation's coders on Linux spend about 10 µs on a
-/// manifest each way, which for 10,000 snapshots is more than all the rest of a listing.
+/// the listing index, `list --json` and `prune --json`. Foundation's coders on Linux spend about
+/// 10 µs on a manifest each way, which for 10,000 snapshots is more than all the rest of a listing.
 ///
 /// The writer's output is byte for byte what `JSON.encoder()` writes for the same manifests (the
 /// tests compare the two), so scripts see one shape whichever path printed it. The reader is strict
 /// and reads the writer's layout only — its keys in its order — so anything else, such as an index
 /// someone edited, fails to read and is rebuilt from the manifests instead of being half believed.
-public enum ManifestJSON {
-    /// A JSON array of manifests as `list --json` prints it (`JSON.encoder()`'s pretty layout).
+public enum ListingJSON {
+    /// `list --json`: `JSON.encoder().encode(manifests)`, sooner.
     public static func prettyArray(_ manifests: [Manifest]) -> Data {
-        var w = JSONBytesWriter(pretty: true, capacity: manifests.count * 640)
+        prettyArray(manifests, bytesEach: 640) { $0.write(to: &$1) }
+    }
+
+    /// `prune --json`: `JSON.encoder().encode(decisions)`, sooner.
+    public static func prettyArray(_ decisions: [RetentionDecision]) -> Data {
+        prettyArray(decisions, bytesEach: 100) { $0.write(to: &$1) }
+    }
+
+    private static func prettyArray<T>(_ items: [T], bytesEach: Int, _ write: (T, inout JSONBytesWriter) -> Void) -> Data {
+        var w = JSONBytesWriter(pretty: true, capacity: items.count * bytesEach)
         w.open(.openBracket)
-        for manifest in manifests {
+        for item in items {
             w.element()
-            manifest.write(to: &w)
+            write(item, &w)
         }
         w.close(.closeBracket)
         return Data(w.bytes)
@@ -86,22 +95,26 @@ struct JSONBytesWriter {
 
     mutating func string(_ text: String) {
         bytes.append(.quote)
-        for c in text.utf8 {
-            switch c {
-            case .quote, .backslash:
-                bytes.append(.backslash)
-                bytes.append(c)
-            case 0x08: escape(UInt8(ascii: "b"))
-            case 0x0C: escape(UInt8(ascii: "f"))
-            case .newline: escape(UInt8(ascii: "n"))
-            case 0x0D: escape(UInt8(ascii: "r"))
-            case 0x09: escape(UInt8(ascii: "t"))
-            case 0x00..<0x20:
-                bytes.append(contentsOf: [.backslash, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                          Self.hexDigits[Int(c >> 4)], Self.hexDigits[Int(c & 15)]])
-            default:
-                bytes.append(c)
+        var text = text
+        text.withUTF8 { utf8 in
+            // Runs of bytes that need no escape are copied whole.
+            var run = 0
+            for (i, c) in utf8.enumerated() where c < 0x20 || c == .quote || c == .backslash {
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run..<i]))
+                run = i + 1
+                switch c {
+                case .quote, .backslash: escape(c)
+                case 0x08: escape(UInt8(ascii: "b"))
+                case 0x0C: escape(UInt8(ascii: "f"))
+                case .newline: escape(UInt8(ascii: "n"))
+                case 0x0D: escape(UInt8(ascii: "r"))
+                case 0x09: escape(UInt8(ascii: "t"))
+                default:
+                    bytes.append(contentsOf: [.backslash, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                              Self.hexDigits[Int(c >> 4)], Self.hexDigits[Int(c & 15)]])
+                }
             }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run...]))
         }
         bytes.append(.quote)
     }
@@ -500,5 +513,15 @@ extension DatabaseShape {
         }
         try r.close(.closeBrace)
         self.init(tables: tables)
+    }
+}
+
+extension RetentionDecision {
+    func write(to w: inout JSONBytesWriter) {
+        w.open(.openBrace)
+        w.key("action"); w.string(action.rawValue)
+        w.key("id"); w.string(id)
+        w.key("reasons"); w.strings(reasons)
+        w.close(.closeBrace)
     }
 }

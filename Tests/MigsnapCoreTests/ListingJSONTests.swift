@@ -2,10 +2,10 @@ import Foundation
 import Testing
 @testable import MigsnapCore
 
-/// The hand-written manifest JSON (`ManifestJSON`, the listing index) against Foundation's coders:
+/// The hand-written manifest JSON (`ListingJSON`, the listing index) against Foundation's coders:
 /// the same bytes out, the same manifests back, and anything it did not write refused.
-@Suite("Manifest JSON by hand")
-struct ManifestJSONTests {
+@Suite("Listing JSON by hand")
+struct ListingJSONTests {
     static let plain = Manifest(id: "20261126-100000-000", createdAt: Date(timeIntervalSince1970: 1_795_000_000.5), engine: .sqlite,
                                 revisions: ["abc1"], reason: .preUpgrade, targetRevision: "def2", rawBytes: 4096, storedBytes: 64,
                                 sha256: String(repeating: "ab", count: 32), database: "/srv/app.db", file: "20261126-100000-000.sqlite.gz")
@@ -46,8 +46,15 @@ struct ManifestJSONTests {
     @Test(arguments: cases)
     func writesWhatJSONEncoderWrites(_ manifests: [Manifest]) throws {
         let expected = try JSON.encoder().encode(manifests)
-        let written = ManifestJSON.prettyArray(manifests)
+        let written = ListingJSON.prettyArray(manifests)
         #expect(written == expected, "\n\(String(decoding: written, as: UTF8.self))\n----\n\(String(decoding: expected, as: UTF8.self))")
+    }
+
+    @Test func writesPruneDecisionsAsJSONEncoderWrites() throws {
+        for decisions in [[], [RetentionDecision(id: "20261126-100000-000", action: .keep, reasons: ["newest", "daily 2026-11-26", "tag \"a/b\""]),
+                               RetentionDecision(id: "20261126-090000-000", action: .remove, reasons: [])]] {
+            #expect(ListingJSON.prettyArray(decisions) == (try JSON.encoder().encode(decisions)))
+        }
     }
 
     @Test(arguments: [plain, full, empty], [true, false])
