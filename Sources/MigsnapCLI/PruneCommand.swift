@@ -28,7 +28,7 @@ extension Migsnap {
                 let decisions = Prune.plan(manifests, policy: policy)
                 let removing = decisions.filter { $0.action == .remove }
                 if output.json {
-                    Terminal.printJSON(data: ListingJSON.prettyArray(decisions))
+                    Terminal.printJSON(bytes: ListingJSON.prettyArray(decisions))
                 } else {
                     Terminal.out(Render.decisions(decisions))
                     if policy.isEmpty {

@@ -39,12 +39,18 @@ enum Terminal {
     }
 
     static func printJSON<T: Encodable>(_ value: T) throws {
-        printJSON(data: try JSON.encoder().encode(value))
+        let data = try JSON.encoder().encode(value)
+        out(String(decoding: data, as: UTF8.self))
     }
 
-    /// JSON already laid out as `JSON.encoder()` lays it out (see `ListingJSON`).
-    static func printJSON(data: Data) {
-        FileHandle.standardOutput.write(data + Data("\n".utf8))
+    /// JSON already laid out as `JSON.encoder()` lays it out (see `ListingJSON`): megabytes for a
+    /// large store, written from where they lie rather than copied twice more.
+    static func printJSON(bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            guard let start = raw.baseAddress else { return }
+            FileHandle.standardOutput.write(Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: start), count: raw.count, deallocator: .none))
+        }
+        out("")
     }
 
     /// Asks on a TTY; without one, refuses unless `--yes` was given (never hangs on a closed stdin).

@@ -9,17 +9,17 @@ import Foundation
 /// and reads the writer's layout only — its keys in its order — so anything else, such as an index
 /// someone edited, fails to read and is rebuilt from the manifests instead of being half believed.
 public enum ListingJSON {
-    /// `list --json`: `JSON.encoder().encode(manifests)`, sooner.
-    public static func prettyArray(_ manifests: [Manifest]) -> Data {
+    /// `list --json`: the bytes of `JSON.encoder().encode(manifests)`, sooner.
+    public static func prettyArray(_ manifests: [Manifest]) -> [UInt8] {
         prettyArray(manifests, bytesEach: 640) { $0.write(to: &$1) }
     }
 
-    /// `prune --json`: `JSON.encoder().encode(decisions)`, sooner.
-    public static func prettyArray(_ decisions: [RetentionDecision]) -> Data {
+    /// `prune --json`: the bytes of `JSON.encoder().encode(decisions)`, sooner.
+    public static func prettyArray(_ decisions: [RetentionDecision]) -> [UInt8] {
         prettyArray(decisions, bytesEach: 100) { $0.write(to: &$1) }
     }
 
-    private static func prettyArray<T>(_ items: [T], bytesEach: Int, _ write: (T, inout JSONBytesWriter) -> Void) -> Data {
+    private static func prettyArray<T>(_ items: [T], bytesEach: Int, _ write: (T, inout JSONBytesWriter) -> Void) -> [UInt8] {
         var w = JSONBytesWriter(pretty: true, capacity: items.count * bytesEach)
         w.open(.openBracket)
         for item in items {
@@ -27,7 +27,7 @@ public enum ListingJSON {
             write(item, &w)
         }
         w.close(.closeBracket)
-        return Data(w.bytes)
+        return w.bytes
     }
 }
 
@@ -268,7 +268,7 @@ struct JSONBytesReader {
         guard i < b.count else { throw fail() }
         if b[i] == .quote {
             i += 1
-            return String(decoding: UnsafeBufferPointer(rebasing: b[start..<i - 1]), as: UTF8.self)
+            return try utf8(UnsafeBufferPointer(rebasing: b[start..<i - 1]))
         }
         var text = Array(b[start..<i])
         while true {
@@ -305,7 +305,13 @@ struct JSONBytesReader {
                 throw fail()
             }
         }
-        return String(decoding: text, as: UTF8.self)
+        return try text.withUnsafeBufferPointer(utf8)
+    }
+
+    /// Text that is not UTF-8 is refused, as `JSONDecoder` refuses it, rather than repaired.
+    private func utf8(_ bytes: UnsafeBufferPointer<UInt8>) throws -> String {
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw fail() }
+        return text
     }
 
     private mutating func hex4() throws -> UInt32 {

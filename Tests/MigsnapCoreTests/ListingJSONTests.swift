@@ -46,14 +46,14 @@ struct ListingJSONTests {
     @Test(arguments: cases)
     func writesWhatJSONEncoderWrites(_ manifests: [Manifest]) throws {
         let expected = try JSON.encoder().encode(manifests)
-        let written = ListingJSON.prettyArray(manifests)
+        let written = Data(ListingJSON.prettyArray(manifests))
         #expect(written == expected, "\n\(String(decoding: written, as: UTF8.self))\n----\n\(String(decoding: expected, as: UTF8.self))")
     }
 
     @Test func writesPruneDecisionsAsJSONEncoderWrites() throws {
         for decisions in [[], [RetentionDecision(id: "20261126-100000-000", action: .keep, reasons: ["newest", "daily 2026-11-26", "tag \"a/b\""]),
                                RetentionDecision(id: "20261126-090000-000", action: .remove, reasons: [])]] {
-            #expect(ListingJSON.prettyArray(decisions) == (try JSON.encoder().encode(decisions)))
+            #expect(Data(ListingJSON.prettyArray(decisions)) == (try JSON.encoder().encode(decisions)))
         }
     }
 
@@ -105,6 +105,12 @@ struct ListingJSONTests {
         for text in damaged {
             #expect(text != good)
             #expect(throws: JSONBytesError.self, "\(text)") { try read(Data(text.utf8)) }
+        }
+        // A byte that is not UTF-8, in a plain string and in one with escapes.
+        for escape in ["", #"\n"#] {
+            var bytes = Array(good.replacingOccurrences(of: #""database":""#, with: #""database":""# + escape + "X").utf8)
+            bytes[try #require(bytes.firstIndex(of: UInt8(ascii: "X")))] = 0xFF
+            #expect(throws: JSONBytesError.self) { try read(Data(bytes)) }
         }
     }
 
