@@ -472,6 +472,20 @@ extension Manifest {
     }
 }
 
+extension Manifest {
+    /// A manifest as `JSON.encoder()` writes one (every key, in its order, any layout); nil for
+    /// anything else.
+    init?(asWritten data: Data) {
+        let read: Manifest? = data.withUnsafeBytes { raw in
+            var r = JSONBytesReader(raw)
+            guard let manifest = try? Manifest(reading: &r), (try? r.end()) != nil else { return nil }
+            return manifest
+        }
+        guard let read else { return nil }
+        self = read
+    }
+}
+
 extension PayloadEncryption {
     func write(to w: inout JSONBytesWriter) {
         w.open(.openBrace)

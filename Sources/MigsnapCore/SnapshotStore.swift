@@ -179,6 +179,9 @@ public final class SnapshotStore {
     }
 
     private func decodeManifest(_ data: Data, at where_: String) throws -> Manifest {
+        // A listing without an index reads every manifest: those this migsnap wrote are read by
+        // hand; the others (older, edited, damaged) by JSONDecoder, which also says what is wrong.
+        if let manifest = Manifest(asWritten: data) { return manifest }
         do {
             return try JSON.decoder().decode(Manifest.self, from: data)
         } catch {

@@ -175,11 +175,13 @@ struct ListingJSONTests {
     }
 
     private func read(_ data: Data) throws -> Manifest {
-        try data.withUnsafeBytes { raw in
+        let strict = try data.withUnsafeBytes { raw in
             var r = JSONBytesReader(raw)
             let m = try Manifest(reading: &r)
             try r.end()
             return m
         }
+        #expect(Manifest(asWritten: data) == strict)
+        return strict
     }
 }
