@@ -264,7 +264,9 @@ public final class SnapshotStore {
         if !indexMarked {
             indexMarked = true
             if var current = loadIndexFile() {
-                pendingIndex = current.complete ? current : nil
+                // Carried forward only if a reader could take it as it stands: an entry someone
+                // edited is dropped by a rebuild here, or every later listing would list the objects.
+                pendingIndex = current.complete && scan(trusting: current) != nil ? current : nil
                 if current.complete {
                     current.complete = false
                     try backend.write(ObjectName.index, data: current.encoded())

@@ -87,5 +87,15 @@ struct ListingIndexTests {
         let scan = try store.scan()
         #expect(scan.manifests == committed)
         #expect(scan.damaged.isEmpty, "\(scan.damaged)")
+        // The next writer leaves an index without the edited entry, one a reader can take as it stands.
+        let lock = try store.lock(purpose: "test")
+        var pinned = committed[0]
+        pinned.pinned = true
+        try store.write(pinned)
+        lock.release()
+        let rewritten = try #require(try self.index(store))
+        #expect(rewritten.complete)
+        #expect(rewritten.entries.keys.sorted() == Self.ids.map { ObjectName.manifest(id: $0) })
+        #expect(rewritten.entries.values.map(\.manifest).sorted { $0.id < $1.id } == [pinned] + committed.dropFirst())
     }
 }
