@@ -27,7 +27,7 @@ extension Migsnap {
                     manifests = manifests.filter { $0.tags.contains(tag) }
                 }
                 if output.json {
-                    try Terminal.printJSON(manifests)
+                    Terminal.printJSON(bytes: ListingJSON.prettyArray(manifests))
                     return
                 }
                 if manifests.isEmpty {

@@ -27,17 +27,18 @@ extension Migsnap {
                 let lock = confirm.dryRun ? nil : try context.store.lock(purpose: "prune")
                 // A prune killed between a manifest and its payload left the payload behind.
                 if lock != nil { try context.store.cleanDebris() }
-                let decisions = try Prune.plan(store: context.store, policy: policy)
+                let manifests = try context.store.manifests()
+                let decisions = Prune.plan(manifests, policy: policy)
                 let removing = decisions.filter { $0.action == .remove }
                 if output.json {
-                    try Terminal.printJSON(decisions)
+                    Terminal.printJSON(bytes: ListingJSON.prettyArray(decisions))
                 } else {
                     Terminal.out(Render.decisions(decisions))
                     if policy.isEmpty {
                         Terminal.out("The retention policy is empty (every rule is zero): nothing is removed.")
                     }
                 }
-                if let over = try Prune.sizeOverCap(decisions, store: context.store, policy: policy), let cap = policy.maxTotalSize {
+                if let over = Prune.sizeOverCap(decisions, manifests: manifests, policy: policy), let cap = policy.maxTotalSize {
                     Terminal.warn("The kept snapshots take \(Format.bytes(over)), over max_total_size \(cap): the rest are pinned, the newest or future-dated, which are never removed.")
                 }
                 guard !confirm.dryRun, !removing.isEmpty else {
@@ -47,7 +48,7 @@ extension Migsnap {
                     return
                 }
                 try Terminal.confirm("Remove \(UserText.count(removing.count, "snapshot"))?", yes: confirm.yes)
-                let removed = try Prune.apply(decisions, store: context.store, engine: try? context.liveEngine())
+                let removed = try Prune.apply(decisions, to: manifests, store: context.store, engine: try? context.liveEngine())
                 withExtendedLifetime(lock) {}
                 let freed = removed.reduce(Int64(0)) { $0 + $1.storedBytes }
                 Terminal.err("Removed \(UserText.count(removed.count, "snapshot")), \(Format.bytes(freed)) freed.")

@@ -175,14 +175,40 @@ public enum RFC3339 {
     /// `2026-11-27T07:16:22.429Z`: UTC, milliseconds. Written by hand: a listing formats and parses
     /// one per snapshot, and Foundation's format styles cost more than the rest of the listing.
     public static func string(from date: Date) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        append(date, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `string(from:)`'s bytes, appended: `list --json` and the index write one or two per snapshot.
+    static func append(_ date: Date, to bytes: inout [UInt8]) {
         let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
         var seconds = time_t(ms >= 0 ? ms / 1000 : (ms - 999) / 1000)
         let millis = Int(ms - Int64(seconds) * 1000)
         var t = tm()
         gmtime_r(&seconds, &t)
-        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        let msText = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
-        return "\(t.tm_year + 1900)-\(two(t.tm_mon + 1))-\(two(t.tm_mday))T\(two(t.tm_hour)):\(two(t.tm_min)):\(two(t.tm_sec)).\(msText)Z"
+        func digits(_ n: Int, _ width: Int, then separator: UInt8) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            while n / divisor >= 10 { divisor *= 10 }
+            var rest = n
+            while divisor > 0 {
+                bytes.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+                rest %= divisor
+                divisor /= 10
+            }
+            bytes.append(separator)
+        }
+        let year = Int(t.tm_year) + 1900
+        if year < 0 { bytes.append(UInt8(ascii: "-")) }
+        digits(abs(year), 1, then: UInt8(ascii: "-"))
+        digits(Int(t.tm_mon) + 1, 2, then: UInt8(ascii: "-"))
+        digits(Int(t.tm_mday), 2, then: UInt8(ascii: "T"))
+        digits(Int(t.tm_hour), 2, then: UInt8(ascii: ":"))
+        digits(Int(t.tm_min), 2, then: UInt8(ascii: ":"))
+        digits(Int(t.tm_sec), 2, then: UInt8(ascii: "."))
+        digits(millis, 3, then: UInt8(ascii: "Z"))
     }
 
     /// The one time format of human output: `2026-11-27 07:16:22Z` (UTC, to the second).
@@ -193,7 +219,11 @@ public enum RFC3339 {
 
     /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; nil for anything else.
     public static func date(from string: String) -> Date? {
-        let b = Array(string.utf8)
+        var text = string
+        return text.withUTF8(date(fromUTF8:))
+    }
+
+    static func date(fromUTF8 b: UnsafeBufferPointer<UInt8>) -> Date? {
         func digits(_ at: Int, _ count: Int) -> Int? {
             guard at + count <= b.count else { return nil }
             var n = 0

@@ -81,61 +81,68 @@ public final class SnapshotStore {
     /// Where listing the store is cheap (a directory), every listing compares the manifests with
     /// the index and reads what changed. Where it is not (a bucket: a thousand keys per request),
     /// an index that the last writer left complete is taken as it stands, a few requests in all;
-    /// `thorough` lists every object anyway (verify does).
+    /// `thorough` lists every object anyway (verify does). An index entry that would not pass as
+    /// a manifest of that name is never used: the manifest itself is read instead.
     public func scan(thorough: Bool = false) throws -> StoreScan {
         guard try backend.isInitialized() else { return StoreScan(manifests: [], damaged: [], entries: [:]) }
-        if !thorough, !backend.listingIsCheap, let trusted = loadIndexFile(), trusted.complete == true {
-            return scan(trusting: trusted)
+        if !thorough, !backend.listingIsCheap, let trusted = loadIndexFile(), trusted.complete,
+           let scan = scan(trusting: trusted) {
+            return scan
         }
-        let objects = try backend.list()
+        let candidates = try backend.list(where: { ObjectName.id(ofManifest: $0) != nil })
         let index = loadIndexFile()?.entries ?? [:]
         var manifests: [Manifest] = []
         var damaged: [(file: String, problem: String)] = []
         var entries: [String: StoreIndex.Entry] = [:]
-        let candidates = objects.filter { ObjectName.id(ofManifest: $0.name) != nil }
-        // What the index does not vouch for is read, many at a time: one round trip each on a bucket.
-        let stale = candidates.filter { object in
-            guard let cached = index[object.name] else { return true }
-            return object.version.isEmpty || cached.version != object.version
+        let vouched = candidates.map { object -> Manifest? in
+            guard !object.version.isEmpty, let cached = index[object.name], cached.version == object.version,
+                  Self.isUsable(cached.manifest, name: object.name) else { return nil }
+            return cached.manifest
         }
-        let fresh = readAll(stale.map(\.name))
-        for object in candidates {
-            let id = ObjectName.id(ofManifest: object.name)!
+        // What the index does not vouch for is read, many at a time: one round trip each on a bucket.
+        let fresh = readAll(zip(candidates, vouched).compactMap { $1 == nil ? $0.name : nil })
+        manifests.reserveCapacity(candidates.count)
+        // The entries are what a new index is made of; a listing that writes none skips them.
+        if thorough { entries.reserveCapacity(candidates.count) }
+        for (object, cached) in zip(candidates, vouched) {
             let where_ = payloadLocationOfName(object.name)
             do {
                 let manifest: Manifest
-                if let read = fresh[object.name] {
-                    guard let data = try read.get() else { continue }
-                    manifest = try decodeManifest(data, at: where_)
+                if let cached {
+                    manifest = cached
                 } else {
-                    manifest = index[object.name]!.manifest
+                    guard let data = try fresh[object.name]?.get() else { continue }
+                    manifest = try decodeManifest(data, at: where_)
+                    try Self.check(manifest, id: ObjectName.id(ofManifest: object.name)!, at: where_)
                 }
-                try Self.check(manifest, id: id, at: where_)
                 manifests.append(manifest)
-                entries[object.name] = StoreIndex.Entry(version: object.version, manifest: manifest)
+                if thorough { entries[object.name] = StoreIndex.Entry(version: object.version, manifest: manifest) }
             } catch let error as MigsnapError {
                 damaged.append((where_, error.message))
             }
         }
         manifests.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        damaged.sort { $0.file < $1.file }
         return StoreScan(manifests: manifests, damaged: damaged, entries: entries)
     }
 
-    private func scan(trusting index: StoreIndex) -> StoreScan {
+    /// The index's manifests as they stand, or nil when one of them would not pass as the manifest
+    /// its name says (the index was damaged or edited; the objects are listed instead).
+    private func scan(trusting index: StoreIndex) -> StoreScan? {
         var manifests: [Manifest] = []
-        var damaged: [(file: String, problem: String)] = []
+        manifests.reserveCapacity(index.entries.count)
         for (name, entry) in index.entries {
-            let where_ = payloadLocationOfName(name)
-            guard let id = ObjectName.id(ofManifest: name) else { continue }
-            do {
-                try Self.check(entry.manifest, id: id, at: where_)
-                manifests.append(entry.manifest)
-            } catch let error as MigsnapError {
-                damaged.append((where_, error.message))
-            } catch {}
+            guard Self.isUsable(entry.manifest, name: name) else { return nil }
+            manifests.append(entry.manifest)
         }
         manifests.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
-        return StoreScan(manifests: manifests, damaged: damaged, entries: index.entries)
+        return StoreScan(manifests: manifests, damaged: [], entries: [:])
+    }
+
+    /// Whether a manifest passes `check` as the manifest object `name`.
+    private static func isUsable(_ manifest: Manifest, name: String) -> Bool {
+        guard let id = ObjectName.id(ofManifest: name) else { return false }
+        return (try? check(manifest, id: id, at: name)) != nil
     }
 
     /// Reads small objects, up to 16 at a time; each result is the bytes (nil: gone meanwhile) or the error.
@@ -172,6 +179,9 @@ public final class SnapshotStore {
     }
 
     private func decodeManifest(_ data: Data, at where_: String) throws -> Manifest {
+        // A listing without an index reads every manifest: those this migsnap wrote are read by
+        // hand; the others (older, edited, damaged) by JSONDecoder, which also says what is wrong.
+        if let manifest = Manifest(asWritten: data) { return manifest }
         do {
             return try JSON.decoder().decode(Manifest.self, from: data)
         } catch {
@@ -244,10 +254,8 @@ public final class SnapshotStore {
     /// and whether that writer finished: a listing reads only the manifests that changed since,
     /// instead of one read per snapshot.
     private func loadIndexFile() -> StoreIndex? {
-        guard let data = try? backend.read(ObjectName.index),
-              let index = try? JSON.decoder().decode(StoreIndex.self, from: data), index.format == StoreIndex.currentFormat
-        else { return nil }
-        return index
+        guard let data = try? backend.read(ObjectName.index) else { return nil }
+        return StoreIndex(decoding: data)
     }
 
     /// Before this run's first change: the index is marked incomplete (so that a reader of a bucket
@@ -256,10 +264,12 @@ public final class SnapshotStore {
         if !indexMarked {
             indexMarked = true
             if var current = loadIndexFile() {
-                pendingIndex = current.complete == true ? current : nil
-                if current.complete == true {
+                // Carried forward only if a reader could take it as it stands: an entry someone
+                // edited is dropped by a rebuild here, or every later listing would list the objects.
+                pendingIndex = current.complete && scan(trusting: current) != nil ? current : nil
+                if current.complete {
                     current.complete = false
-                    try backend.write(ObjectName.index, data: try JSON.encoder(pretty: false).encode(current))
+                    try backend.write(ObjectName.index, data: current.encoded())
                 }
             }
         }
@@ -281,12 +291,13 @@ public final class SnapshotStore {
         if let pendingIndex, !backend.listingIsCheap {
             fresh = pendingIndex
         } else {
-            if !indexMarked, let current = loadIndexFile(), current.complete == true, !backend.listingIsCheap { return }
+            if !indexMarked, let current = loadIndexFile(), current.complete, !backend.listingIsCheap { return }
             fresh = StoreIndex(entries: try scan(thorough: true).entries)
         }
         fresh.complete = true
-        if fresh == loadIndexFile() { return }
-        try backend.write(ObjectName.index, data: try JSON.encoder(pretty: false).encode(fresh))
+        let bytes = fresh.encoded()
+        if (try? backend.read(ObjectName.index)) == bytes { return }
+        try backend.write(ObjectName.index, data: bytes)
     }
 
     // MARK: Writing (callers hold the lock)
@@ -449,20 +460,84 @@ public final class SnapshotStore {
 public struct StoreScan {
     public var manifests: [Manifest]
     public var damaged: [(file: String, problem: String)]
+    /// What a new index holds: filled by a thorough scan only.
     var entries: [String: StoreIndex.Entry]
 }
 
-/// `index.json`: every manifest with the version of its object when it was read.
-struct StoreIndex: Codable, Equatable {
-    static let currentFormat = 1
-    struct Entry: Codable, Equatable {
+/// `index.json`: every manifest with the version of its object when it was read, and whether the
+/// writer that made it finished. Written and read by hand (see `ListingJSON`): decoding 10,000
+/// manifests with `JSONDecoder` took longer than the whole listing may. Anything else in its place
+/// (format 1 of earlier versions, damage, an edit) reads as no index, which is then rebuilt.
+struct StoreIndex: Equatable {
+    static let currentFormat = 2
+    struct Entry: Equatable {
         var version: String
         var manifest: Manifest
     }
-    var format = StoreIndex.currentFormat
     /// True once the writer that made it finished; a run that starts changing the store sets it false first.
-    var complete: Bool?
+    var complete = false
     var entries: [String: Entry]
+
+    /// `{"format":2,"complete":…,"entries":[{"name":…,"version":…,"manifest":{…}},…]}`, by name.
+    func encoded() -> Data {
+        var w = JSONBytesWriter(pretty: false, capacity: entries.count * 600 + 64)
+        w.open(.openBrace)
+        w.key("format"); w.int(Self.currentFormat)
+        w.key("complete"); w.bool(complete)
+        w.key("entries")
+        w.open(.openBracket)
+        for (name, entry) in entries.sorted(by: { $0.key < $1.key }) {
+            w.element()
+            w.open(.openBrace)
+            w.key("name"); w.string(name)
+            w.key("version"); w.string(entry.version)
+            w.key("manifest"); entry.manifest.write(to: &w)
+            w.close(.closeBrace)
+        }
+        w.close(.closeBracket)
+        w.close(.closeBrace)
+        return Data(w.bytes)
+    }
+
+    init(complete: Bool = false, entries: [String: Entry]) {
+        self.complete = complete
+        self.entries = entries
+    }
+
+    /// The index `encoded()` wrote; nil for anything else.
+    init?(decoding data: Data) {
+        let decoded: StoreIndex? = data.withUnsafeBytes { raw in
+            var r = JSONBytesReader(raw)
+            do {
+                try r.open(.openBrace)
+                try r.key("format")
+                guard try r.int(Int.self) == Self.currentFormat else { return nil }
+                try r.key("complete")
+                let complete = try r.bool()
+                try r.key("entries")
+                try r.open(.openBracket)
+                var entries: [String: Entry] = [:]
+                // An entry takes some 500 bytes: room for all of them at once, not a dozen regrowths.
+                entries.reserveCapacity(data.count / 400)
+                while try r.next(before: .closeBracket) {
+                    try r.open(.openBrace)
+                    try r.key("name"); let name = try r.string()
+                    try r.key("version"); let version = try r.string()
+                    try r.key("manifest"); let manifest = try Manifest(reading: &r)
+                    try r.close(.closeBrace)
+                    // Two entries for one object: not an index this migsnap wrote.
+                    guard entries.updateValue(Entry(version: version, manifest: manifest), forKey: name) == nil else { return nil }
+                }
+                try r.close(.closeBrace)
+                try r.end()
+                return StoreIndex(complete: complete, entries: entries)
+            } catch {
+                return nil
+            }
+        }
+        guard let decoded else { return nil }
+        self = decoded
+    }
 }
 
 /// Encryption of a store's payloads: the recipients new payloads are encrypted to, and the

@@ -162,6 +162,45 @@ struct StoreTests {
         #expect(again["target_revision"] as? String == "abc")
     }
 
+    /// A directory store lists its manifests on every listing: what changed behind the index, or
+    /// what the index lacks, is read from the manifests themselves.
+    @Test func theIndexNeverHidesOrOverridesAManifest() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = SnapshotStore(directory: dir.path)
+        let lock = try store.lock(purpose: "test")
+        let a = try commit(store, manifest("20261126-100000-000"))
+        var b = try commit(store, manifest("20261126-110000-000"))
+        lock.release()
+        #expect(try store.backend.read(ObjectName.index).flatMap(StoreIndex.init(decoding:))?.entries.count == 2)
+        b.pinned = true
+        b.note = "edited by hand"
+        try JSON.encoder().encode(b).write(to: URL(fileURLWithPath: file(store, "\(b.id).json")))
+        #expect(try store.manifests() == [a, b])
+        try store.backend.write(ObjectName.index, data: StoreIndex(complete: true, entries: [:]).encoded())
+        #expect(try store.manifests() == [a, b])
+    }
+
+    /// Manifests of older versions, or written by other hands (keys in another order, some absent),
+    /// are read as well as those this migsnap writes; a damaged one is still named.
+    @Test func manifestsOfAnyLayoutAreRead() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = SnapshotStore(directory: dir.path)
+        let current = try commit(store, manifest("20261126-100000-000"))
+        let older = try commit(store, manifest("20261126-110000-000"))
+        var object = try #require(try JSONSerialization.jsonObject(with: try JSON.encoder().encode(older)) as? [String: Any])
+        object["restore_verified_at"] = nil
+        object["encryption"] = nil
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: file(store, "\(older.id).json")))
+        try Data(#"{"id": "20261126-120000-000""#.utf8).write(to: URL(fileURLWithPath: file(store, "20261126-120000-000.json")))
+        #expect(Manifest(asWritten: try #require(try store.backend.read("\(current.id).json"))) == current)
+        #expect(Manifest(asWritten: try #require(try store.backend.read("\(older.id).json"))) == nil)
+        let scan = try store.scan()
+        #expect(scan.manifests == [current, older])
+        #expect(scan.damaged.map(\.file) == [file(store, "20261126-120000-000.json")])
+    }
+
     @Test func newestAtARevisionAndItsAmbiguity() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

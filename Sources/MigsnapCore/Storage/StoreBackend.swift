@@ -52,6 +52,10 @@ public protocol StoreBackend: AnyObject {
     /// are left out (they are not the store's); so are symbolic links and other non-files.
     func list() throws -> [StoredObject]
 
+    /// The objects `list()` shows whose names `include` accepts, in no particular order. A directory
+    /// asks before it looks at a file, so that a listing of the manifests does not stat every payload.
+    func list(where include: (String) -> Bool) throws -> [StoredObject]
+
     /// A small object's bytes (a manifest, the index, the guards), or nil when there is none.
     func read(_ name: String) throws -> Data?
 
@@ -88,6 +92,10 @@ public protocol StoreBackend: AnyObject {
 
 extension StoreBackend {
     public var keepsHotCopies: Bool { false }
+
+    public func list(where include: (String) -> Bool) throws -> [StoredObject] {
+        try list().filter { include($0.name) }
+    }
 }
 
 /// An object's bytes in a local file, and their SHA-256 where the backend computed it on the way
