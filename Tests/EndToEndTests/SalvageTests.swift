@@ -332,24 +332,3 @@ struct SalvageCrashTests {
         #expect(seen["old", default: 0] > 0 && seen["new", default: 0] > 0, "outcomes: \(seen)")
     }
 }
-
-@Suite("Salvage on PostgreSQL: not yet, said plainly")
-struct SalvagePostgresTests {
-    @Test func keepNewOnPostgresExitsTwoAndChangesNothing() throws {
-        let db = try PostgresDatabase()
-        let p = try Project.postgres(db)
-        try p.ok("upgrade", "0002")
-        try p.seedPostgres(db)
-        try p.ok("upgrade")
-        let s0 = try #require(try p.manifests().last { $0["reason"] as? String == "pre-upgrade" }?["id"] as? String)
-        let before = try db.state(), snapshots = try p.manifests().count
-        for arguments in [["rollback", "--keep-new", "--yes"], ["restore", s0, "--keep-new", "--dry-run", "--json"]] {
-            let r = try p.migsnap(arguments)
-            #expect(r.status == 2, "\(r.output)")
-            #expect(r.stderr.contains("--keep-new works on SQLite databases only for now"), "\(r.stderr)")
-            #expect(r.stdout.isEmpty)
-        }
-        expectSameState(try db.state(), before)
-        #expect(try p.manifests().count == snapshots)
-    }
-}

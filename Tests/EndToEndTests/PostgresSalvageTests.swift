@@ -1,0 +1,159 @@
+import Foundation
+import Testing
+
+extension Project {
+    /// The PostgreSQL example seeded at 0002, with `upgrade` (the `upgrade()` lines) as 0003 and
+    /// `migsnap upgrade` run through it. `prepare` runs at 0002, before the upgrade.
+    static func postgresSalvageStory(_ db: PostgresDatabase, _ upgrade: String,
+                                     prepare: (Project) throws -> Void = { _ in }) throws -> Project {
+        let p = try Project.postgres(db)
+        try p.ok("upgrade", "0002")
+        try p.seedPostgres(db)
+        try p.writeMigration("0003_drop_inactive_customers", """
+            from alembic import op
+            import sqlalchemy as sa
+
+            revision = "0003"
+            down_revision = "0002"
+
+            def upgrade():
+            \(upgrade.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+
+            def downgrade():
+                pass
+            """)
+        try prepare(p)
+        try p.ok("upgrade")
+        return p
+    }
+
+    /// Deletes the inactive customers (3, 6, 9) and their orders, rewrites every name, drops phone.
+    static let destructivePostgresMigration = """
+        op.execute("DELETE FROM orders WHERE customer_id IN (SELECT id FROM customers WHERE NOT active)")
+        op.execute("DELETE FROM customers WHERE NOT active")
+        op.execute("UPDATE customers SET name = upper(name)")
+        op.drop_column("customers", "phone")
+        """
+}
+
+/// The scratch databases migsnap stages copies of `db` in (DatabaseSwap's naming), space-separated.
+func scratchDatabases(of db: PostgresDatabase) throws -> String {
+    let hash = db.name.utf8.reduce(UInt64(0xcbf2_9ce4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+    return try db.psql("SELECT coalesce(string_agg(datname, ' '), '') FROM pg_database WHERE starts_with(datname, 'migsnap_\(String(hash, radix: 16))_')",
+                       database: "postgres")
+}
+
+@Suite("Salvage on PostgreSQL: rollback --keep-new (real server, real Alembic)")
+struct PostgresSalvageTests {
+    @Test func theNewRowsStayAndWhatTheMigrationTookComesBack() throws {
+        let db = try PostgresDatabase()
+        // S0 as a database of its own, copied before the upgrade: the expected merge is written on it by hand.
+        let expected = db.name + "_expected"
+        defer { _ = try? db.psql("DROP DATABASE IF EXISTS \(expected) WITH (FORCE)", database: "postgres") }
+        let p = try Project.postgresSalvageStory(db, Project.destructivePostgresMigration) { _ in
+            try db.psql("CREATE DATABASE \(expected) TEMPLATE \(db.name)", database: "postgres")
+        }
+        // The application: order 11 and 12 take ids from the sequence, 12 is deleted again.
+        try db.psql("""
+            INSERT INTO customers (id, name, email, active) VALUES (11, 'Eve', 'eve@example.com', true);
+            INSERT INTO orders (customer_id, total_cents) VALUES (11, 500), (1, 7);
+            UPDATE customers SET email = 'first@example.com' WHERE id = 1;
+            UPDATE orders SET total_cents = 1 WHERE id = 4;
+            DELETE FROM orders WHERE id IN (2, 5, 12);
+            DELETE FROM customers WHERE id = 2;
+            """)
+        let manifests = try p.manifests().filter { ["pre-upgrade", "post-upgrade"].contains($0["reason"] as? String) }
+        let plan = try #require(try p.json(try p.ok("rollback", "--keep-new", "--dry-run", "--json").stdout) as? [String: Any])
+        #expect(plan["via"] as? String == "salvage")
+        #expect(plan["snapshot"] as? String == manifests.last { $0["reason"] as? String == "pre-upgrade" }?["id"] as? String)
+        #expect(plan["after"] as? String == manifests.last?["id"] as? String)
+        #expect(plan["undone"] as? [String] == ["0003"])
+        let tables = try #require(plan["tables"] as? [[String: Any]])
+        func counts(_ name: String) -> [Int?] {
+            let t = tables.first { $0["name"] as? String == name }
+            return ["inserted", "updated", "deleted", "come_back", "conflicts"].map { t?[$0] as? Int }
+        }
+        #expect(counts("public.customers") == [1, 1, 1, 8, 2], "\(tables)")
+        #expect(tables.first { $0["name"] as? String == "public.customers" }?["conflict_keys"] as? [String] == ["id=1", "id=2"])
+        #expect(counts("public.orders") == [1, 1, 2, 3, 0], "\(tables)")
+        #expect(try scratchDatabases(of: db) == "", "a dry run leaves no scratch database")
+
+        let r = try p.ok("rollback", "--keep-new", "--yes")
+        #expect(r.stdout.contains("Salvaged") && r.stdout.contains("back at 0002"), "\(r.output)")
+
+        // The expected result, by hand on S0: the application's changes on top, the conflicts with
+        // the application's values (customer 1's name as the application read it, rewritten), the
+        // new customer without a phone (the column the migration dropped).
+        try db.psql("""
+            UPDATE customers SET name = 'CUSTOMER 1', email = 'first@example.com' WHERE id = 1;
+            DELETE FROM orders WHERE id IN (2, 5);
+            DELETE FROM customers WHERE id = 2;
+            UPDATE orders SET total_cents = 1 WHERE id = 4;
+            INSERT INTO customers (id, name, email, active, phone) VALUES (11, 'Eve', 'eve@example.com', true, NULL);
+            INSERT INTO orders (id, customer_id, total_cents) VALUES (11, 11, 500);
+            """, database: expected)
+        expectSameState(try db.state(), try db.state(expected))
+        #expect(try db.psql("SELECT name || '|' || phone FROM customers WHERE id = 3") == "Customer 3|+1-555-0103")
+        #expect(try p.alembic("current").stdout.contains("0002"))
+        // Ids 11 and 12 were handed out by the application: the sequence goes on above them.
+        #expect(try db.psql("INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING id").hasPrefix("13"))
+        #expect(try db.psql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'migsnap%'") == "0")
+
+        let after = try p.manifests()
+        #expect(after.last?["reason"] as? String == "pre-restore" && p.revisionsOf(after.last!) == ["0003"])
+        #expect(try scratchDatabases(of: db) == "")
+    }
+
+    @Test func restoreByIdDoesTheSameAsRollback() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgresSalvageStory(db, Project.destructivePostgresMigration)
+        try db.psql("INSERT INTO customers (id, name, email, active) VALUES (11, 'Eve', 'eve@example.com', true)")
+        let s0 = try #require(try p.manifests().last { $0["reason"] as? String == "pre-upgrade" }?["id"] as? String)
+        let viaRollback = try p.ok("rollback", "--keep-new", "--dry-run", "--json").stdout
+        let viaRestore = try p.ok("restore", s0, "--keep-new", "--dry-run", "--json").stdout
+        #expect(viaRestore == viaRollback)
+        try p.ok("restore", s0, "--keep-new", "--yes")
+        #expect(try db.psql("SELECT count(*) || '|' || sum(id) FROM customers") == "11|66")
+        #expect(try p.alembic("current").stdout.contains("0002"))
+    }
+
+    // MARK: - Refusals (exit 4): nothing changed, no safety snapshot, no scratch database
+
+    func expectRefused(_ db: PostgresDatabase, _ p: Project, saying words: [String],
+                       sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let before = try db.state(), snapshots = try p.manifests().count
+        let r = try p.migsnap("rollback", "--keep-new", "--yes")
+        #expect(r.status == 4, "\(r.output)", sourceLocation: sourceLocation)
+        for word in words {
+            #expect(r.stderr.contains(word), "\(word) in: \(r.stderr)", sourceLocation: sourceLocation)
+        }
+        #expect(r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }.count == 1, sourceLocation: sourceLocation)
+        #expect(r.stderr.contains("Try: "), sourceLocation: sourceLocation)
+        expectSameState(try db.state(), before, sourceLocation: sourceLocation)
+        #expect(try p.manifests().count == snapshots, sourceLocation: sourceLocation)
+        #expect(try scratchDatabases(of: db) == "", sourceLocation: sourceLocation)
+    }
+
+    @Test func aRenamedColumn() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgresSalvageStory(db, "op.alter_column(\"customers\", \"email\", new_column_name=\"mail\")")
+        try db.psql("UPDATE customers SET mail = 'x@example.com' WHERE id = 4")
+        try expectRefused(db, p, saying: ["public.customers.email is missing in S1", "public.customers.mail", "renamed"])
+    }
+
+    @Test func aResultThatBreaksAForeignKeyNamesTheRow() throws {
+        // The migration deleted order 1; the application then deleted its customer. Order 1 would
+        // come back pointing at nobody.
+        let db = try PostgresDatabase()
+        let p = try Project.postgresSalvageStory(db, "op.execute(\"DELETE FROM orders WHERE id = 1\")")
+        try db.psql("DELETE FROM customers WHERE id = 1")
+        try expectRefused(db, p, saying: ["public.orders id=1 refers to a missing row of public.customers"])
+    }
+
+    @Test func aColumnWhoseTypeChanged() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgresSalvageStory(db, "op.alter_column(\"orders\", \"total_cents\", type_=sa.String(20))")
+        try db.psql("INSERT INTO orders (id, customer_id, total_cents) VALUES (11, 1, 'twelve')")
+        try expectRefused(db, p, saying: ["public.orders.total_cents is integer in S0 but character varying(20) now"])
+    }
+}
