@@ -44,7 +44,6 @@ final class PostgresSalvage {
 
     private static let s1Schema = "migsnap_salvage_s1"
     private static let cSchema = "migsnap_salvage_c"
-    static let hint = "Use `migsnap rollback` without --keep-new to restore the snapshot as it is, or `migsnap diff` to see the rows."
     /// The same text form of every value on every side (as `diff` sets it).
     private static let settings = """
         SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC';
@@ -121,12 +120,10 @@ final class PostgresSalvage {
     private func merge(_ in0: [String: String]) throws -> SalvageMerge {
         let names0 = Set(in0.keys).subtracting([versionTable]), in1 = Set(columns1.keys), inC = Set(columnsC.keys)
         if let extra = inC.subtracting(in1).sorted().first {
-            throw MigsnapError.refused("Table \(extra) is in the live database but was not there right after the migration (S1): salvage cannot place its rows in S0's schema.",
-                                       hint: Self.hint)
+            throw SalvageRefusal.tableOnlyLive(extra)
         }
         if let gone = in1.subtracting(inC).sorted().first {
-            throw MigsnapError.refused("Table \(gone) was there right after the migration (S1) but is missing from the live database: salvage cannot tell what became of its rows.",
-                                       hint: Self.hint)
+            throw SalvageRefusal.tableGoneSince(gone)
         }
         // S0's triggers would fire on the merge's own writes; its foreign keys would make the order of them matter.
         let triggers = try rows(db, """
@@ -153,9 +150,7 @@ final class PostgresSalvage {
             }
             let shape = Set(c0.map { "\($0.name) \($0.type)" })
             for other in new.sorted() where Set(columns1[other]!.map { "\($0.name) \($0.type)" }) == shape {
-                throw MigsnapError.refused(
-                    "Table \(name) is missing in S1 and \(other), with the same columns, is new there: the migration seems to have renamed it, and salvage cannot carry rows across a rename.",
-                    hint: Self.hint)
+                throw SalvageRefusal.renamedTable(name, to: other)
             }
             merge.tables.append(SalvageTable(name: name, key: key(c0), comeBack: try count("SELECT count(*) FROM \(relation)"),
                                              note: "dropped by the undone migration: comes back as in S0"))
@@ -180,9 +175,7 @@ final class PostgresSalvage {
         let key = key(c0)
         guard !key.isEmpty else { return try tableWithoutKey(name, t0, c0, n1, nC) }
         if let missing = key.first(where: { !n1.contains($0) || !nC.contains($0) }) {
-            throw MigsnapError.refused(
-                "Table \(name) has no usable key: its primary key column \(missing) is missing \(n1.contains(missing) ? "from the live database" : "in S1"), so rows cannot be matched.",
-                hint: Self.hint)
+            throw SalvageRefusal.keyColumnMissing(name, missing, inS1: !n1.contains(missing))
         }
         let keys = key.map(q).joined(separator: ", ")
         func keysOf(_ alias: String) -> String { key.map { "\(alias).\(q($0))" }.joined(separator: ", ") }
@@ -224,10 +217,9 @@ final class PostgresSalvage {
         let keyColumns = key.map { k in c0.first { $0.name == k }! }
         let order = keyColumns.map { "m.\(q($0.name))::\($0.type)" }.joined(separator: ", ")
         result.conflictKeys = try rows(db, "SELECT \(keysOf("m")) FROM salvage_m AS m WHERE \(touched) ORDER BY \(order) LIMIT 5").map { row in
-            let parts = zip(keyColumns, row).map { column, value in
-                "\(column.name)=\(value.map { Self.isNumeric(column.type) ? $0 : "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" } ?? "NULL")"
-            }
-            return parts.count == 1 ? parts[0] : "(" + parts.joined(separator: ", ") + ")"
+            SalvageRefusal.row(key, zip(keyColumns, row).map { column, value in
+                value.map { Self.isNumeric(column.type) ? $0 : "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }
+            })
         }
 
         let shared = c0.filter { nC.contains($0.name) && !$0.generated }
@@ -235,9 +227,7 @@ final class PostgresSalvage {
             for column in shared {
                 let now = cC.first { $0.name == column.name }!.type
                 guard now == column.type else {
-                    throw MigsnapError.refused(
-                        "Column \(name).\(column.name) is \(column.type) in S0 but \(now) now: the values written since cannot be carried back exactly.",
-                        hint: Self.hint)
+                    throw SalvageRefusal.typeChanged(name, column.name, was: column.type, now: now)
                 }
             }
         }
@@ -258,9 +248,7 @@ final class PostgresSalvage {
                 WHERE \(inSet("salvage_i", "y")) OR (\(inSet("salvage_u", "y")) AND NOT EXISTS (SELECT 1 FROM \(t0) AS z WHERE \(match0("z", "y"))))
                 """)
         } catch let error as QueryError where error.sqlState?.hasPrefix("23") == true || error.sqlState?.hasPrefix("22") == true {
-            throw MigsnapError.refused(
-                "The application's rows since S1 do not fit table \(name) as S0 has it (\(UserText.line(error.message))): the result would break a constraint, so nothing was changed.",
-                hint: Self.hint)
+            throw SalvageRefusal.doesNotFit(name, UserText.line(error.message))
         } catch let error as QueryError {
             throw MigsnapError.failed("Could not merge table \(name): \(error.message)", hint: "The database \(context) was not changed.")
         }
@@ -283,9 +271,7 @@ final class PostgresSalvage {
                     renamed = rows == 0 || differing == 0
                 }
                 if renamed {
-                    throw MigsnapError.refused(
-                        "Column \(name).\(a.name) is missing in S1 and \(name).\(b.name), of the same type, is new there: the migration seems to have renamed it, and salvage cannot carry values across a rename.",
-                        hint: Self.hint)
+                    throw SalvageRefusal.renamedColumn(name, a.name, to: b.name)
                 }
             }
         }
@@ -314,9 +300,7 @@ final class PostgresSalvage {
         let s0Rows = "SELECT \(list(n0, true)) FROM \(t0)", s1Same = "SELECT \(list(n0)) FROM \(t1)"
         let leftAlone = try n0 == n1 && excess(s0Rows, over: s1Same) == 0 && excess(s1Same, over: s0Rows) == 0
         guard leftAlone else {
-            throw MigsnapError.refused(
-                "Table \(name) has no primary key, and both the migration and the application changed its rows: salvage cannot match them exactly.",
-                hint: Self.hint)
+            throw SalvageRefusal.keylessChangedOnBothSides(name)
         }
         result.inserted = try excess("SELECT \(list(n0)) FROM \(tC)", over: s1Same)
         result.deleted = try excess(s1Same, over: "SELECT \(list(n0)) FROM \(tC)")
@@ -384,30 +368,21 @@ final class PostgresSalvage {
             let missing = fk.columns.map { "x.\(q($0)) IS NOT NULL" }.joined(separator: " AND ")
             let link = zip(fk.columns, fk.references).map { "y.\(q($1)) = x.\(q($0))" }.joined(separator: " AND ")
             let found = try rows(db, """
-                SELECT \(shown.map { "x.\(q($0))::text" }.joined(separator: ", ")) FROM \(fk.child) AS x
+                SELECT count(*) OVER ()::text, \(shown.map { "x.\(q($0))::text" }.joined(separator: ", ")) FROM \(fk.child) AS x
                 WHERE \(missing) AND NOT EXISTS (SELECT 1 FROM \(fk.parent) AS y WHERE \(link))
-                ORDER BY \(shown.map { "x.\(q($0))" }.joined(separator: ", ")) LIMIT 6
+                ORDER BY \(shown.map { "x.\(q($0))" }.joined(separator: ", ")) LIMIT 5
                 """)
-            total += found.count
+            total += found.first?.first.flatMap { $0.flatMap { Int($0) } } ?? 0
             for row in found.prefix(max(0, 5 - named.count)) {
-                let parts = zip(shown, row).map { "\($0)=\($1 ?? "NULL")" }
-                let row = parts.count == 1 ? parts[0] : "(" + parts.joined(separator: ", ") + ")"
-                named.append("\(fk.childName) \(row) refers to a missing row of \(fk.parentName)")
+                named.append("\(fk.childName) \(SalvageRefusal.row(shown, Array(row.dropFirst()))) refers to a missing row of \(fk.parentName)")
             }
         }
-        guard named.isEmpty else {
-            let more = total > named.count ? " (and more)" : ""
-            throw MigsnapError.refused(
-                "The merged database would break foreign keys: \(named.joined(separator: "; "))\(more). Nothing was changed.",
-                hint: Self.hint)
-        }
+        guard named.isEmpty else { throw SalvageRefusal.brokenForeignKeys(named, more: total - named.count) }
         for fk in keys {
             do {
                 try db.execute("ALTER TABLE \(fk.child) ADD CONSTRAINT \(q(fk.name)) \(fk.definition)")
             } catch let error as QueryError where error.sqlState?.hasPrefix("23") == true {
-                throw MigsnapError.refused(
-                    "The merged database would break foreign key \(fk.name) of \(fk.childName) (\(UserText.line(error.message))). Nothing was changed.",
-                    hint: Self.hint)
+                throw SalvageRefusal.brokenForeignKeys(["\(fk.childName): \(UserText.line(error.message))"], more: 0)
             } catch let error as QueryError {
                 throw MigsnapError.failed("Could not add foreign key \(fk.name) back: \(error.message)",
                                           hint: "The database \(context) was not changed.")

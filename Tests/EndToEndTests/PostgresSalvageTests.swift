@@ -9,31 +9,11 @@ extension Project {
         let p = try Project.postgres(db)
         try p.ok("upgrade", "0002")
         try p.seedPostgres(db)
-        try p.writeMigration("0003_drop_inactive_customers", """
-            from alembic import op
-            import sqlalchemy as sa
-
-            revision = "0003"
-            down_revision = "0002"
-
-            def upgrade():
-            \(upgrade.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
-
-            def downgrade():
-                pass
-            """)
+        try p.writeStep0003(upgrade)
         try prepare(p)
         try p.ok("upgrade")
         return p
     }
-
-    /// Deletes the inactive customers (3, 6, 9) and their orders, rewrites every name, drops phone.
-    static let destructivePostgresMigration = """
-        op.execute("DELETE FROM orders WHERE customer_id IN (SELECT id FROM customers WHERE NOT active)")
-        op.execute("DELETE FROM customers WHERE NOT active")
-        op.execute("UPDATE customers SET name = upper(name)")
-        op.drop_column("customers", "phone")
-        """
 }
 
 /// The scratch databases migsnap stages copies of `db` in (DatabaseSwap's naming), space-separated.
@@ -50,7 +30,7 @@ struct PostgresSalvageTests {
         // S0 as a database of its own, copied before the upgrade: the expected merge is written on it by hand.
         let expected = db.name + "_expected"
         defer { _ = try? db.psql("DROP DATABASE IF EXISTS \(expected) WITH (FORCE)", database: "postgres") }
-        let p = try Project.postgresSalvageStory(db, Project.destructivePostgresMigration) { _ in
+        let p = try Project.postgresSalvageStory(db, Project.destructiveMigration) { _ in
             try db.psql("CREATE DATABASE \(expected) TEMPLATE \(db.name)", database: "postgres")
         }
         // The application: order 11 and 12 take ids from the sequence, 12 is deleted again.
@@ -106,7 +86,7 @@ struct PostgresSalvageTests {
 
     @Test func restoreByIdDoesTheSameAsRollback() throws {
         let db = try PostgresDatabase()
-        let p = try Project.postgresSalvageStory(db, Project.destructivePostgresMigration)
+        let p = try Project.postgresSalvageStory(db, Project.destructiveMigration)
         try db.psql("INSERT INTO customers (id, name, email, active) VALUES (11, 'Eve', 'eve@example.com', true)")
         let s0 = try #require(try p.manifests().last { $0["reason"] as? String == "pre-upgrade" }?["id"] as? String)
         let viaRollback = try p.ok("rollback", "--keep-new", "--dry-run", "--json").stdout

@@ -7,7 +7,15 @@ extension Project {
     /// `prepare` runs at 0002 before the upgrade.
     static func salvageStory(_ upgrade: String, prepare: (Project) throws -> Void = { _ in }) throws -> Project {
         let p = try Project().seeded()
-        try p.writeMigration("0003_drop_inactive_customers", """
+        try p.writeStep0003(upgrade)
+        try prepare(p)
+        try p.ok("upgrade")
+        return p
+    }
+
+    /// 0003 with `upgrade` (Python lines) as the body of its `upgrade()`.
+    func writeStep0003(_ upgrade: String) throws {
+        try writeMigration("0003_drop_inactive_customers", """
             from alembic import op
             import sqlalchemy as sa
 
@@ -20,9 +28,6 @@ extension Project {
             def downgrade():
                 pass
             """)
-        try prepare(p)
-        try p.ok("upgrade")
-        return p
     }
 
     /// Deletes the inactive customers (3, 6, 9) and their orders, rewrites every name, drops phone.
