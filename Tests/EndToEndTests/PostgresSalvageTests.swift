@@ -97,6 +97,42 @@ struct PostgresSalvageTests {
         #expect(try p.alembic("current").stdout.contains("0002"))
     }
 
+    @Test func triggersIdentityColumnsAKeylessTableAndATableTheMigrationCreated() throws {
+        let db = try PostgresDatabase()
+        let migration = Project.destructiveMigration + "\nop.create_table(\"coupons\", sa.Column(\"id\", sa.Integer, primary_key=True))"
+        let p = try Project.postgresSalvageStory(db, migration) { _ in
+            try db.psql("""
+                CREATE TABLE notes (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text);
+                INSERT INTO notes (body) VALUES ('a'), ('b'), ('c');
+                CREATE TABLE audit (what text);
+                CREATE FUNCTION audit_order() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN INSERT INTO audit VALUES ('order ' || new.id); RETURN new; END $$;
+                CREATE TRIGGER orders_audit AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION audit_order();
+                """)
+        }
+        // The trigger fires in the application's database; the salvage must not fire it again.
+        try db.psql("""
+            INSERT INTO customers (id, name, email, active) VALUES (11, 'Eve', 'eve@example.com', true);
+            INSERT INTO orders (customer_id, total_cents) VALUES (11, 500);
+            INSERT INTO notes (body) VALUES ('d'), ('e');
+            DELETE FROM notes WHERE id = 5;
+            INSERT INTO coupons VALUES (1), (2);
+            """)
+        let plan = try #require(try p.json(try p.ok("rollback", "--keep-new", "--dry-run", "--json").stdout) as? [String: Any])
+        #expect(plan["dropped_tables"] as? [String: Int] == ["public.coupons": 2], "\(plan)")
+        let audit = (plan["tables"] as? [[String: Any]])?.first { $0["name"] as? String == "public.audit" }
+        #expect(audit?["inserted"] as? Int == 1 && (audit?["note"] as? String)?.contains("left it alone") == true, "\(String(describing: audit))")
+
+        try p.ok("rollback", "--keep-new", "--yes")
+        #expect(try db.psql("SELECT string_agg(what, ',') FROM audit") == "order 11")
+        #expect(try db.psql("SELECT tgenabled FROM pg_trigger WHERE tgname = 'orders_audit'") == "O")
+        #expect(try db.psql("SELECT string_agg(body, '' ORDER BY id) FROM notes") == "abcd")
+        // Id 5 was handed out by the application: the identity does not go back to it.
+        #expect(try db.psql("INSERT INTO notes (body) VALUES ('f') RETURNING id").hasPrefix("6"))
+        #expect(try db.psql("SELECT to_regclass('coupons') IS NULL") == "t")
+        #expect(try db.psql("SELECT count(*) FROM customers") == "11")
+    }
+
     // MARK: - Refusals (exit 4): nothing changed, no safety snapshot, no scratch database
 
     func expectRefused(_ db: PostgresDatabase, _ p: Project, saying words: [String],
@@ -135,5 +171,12 @@ struct PostgresSalvageTests {
         let p = try Project.postgresSalvageStory(db, "op.alter_column(\"orders\", \"total_cents\", type_=sa.String(20))")
         try db.psql("INSERT INTO orders (id, customer_id, total_cents) VALUES (11, 1, 'twelve')")
         try expectRefused(db, p, saying: ["public.orders.total_cents is integer in S0 but character varying(20) now"])
+    }
+
+    @Test func aNotNullColumnTheMigrationDroppedCannotTakeNewRows() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgresSalvageStory(db, "op.drop_column(\"customers\", \"email\")")
+        try db.psql("INSERT INTO customers (id, name, active) VALUES (11, 'Eve', true)")
+        try expectRefused(db, p, saying: ["do not fit table public.customers", "email"])
     }
 }
