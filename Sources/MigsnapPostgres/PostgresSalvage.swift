@@ -59,6 +59,8 @@ final class PostgresSalvage {
         let generated: Bool
     }
 
+    /// S0's columns by table, read before the helpers are made: their key columns take S0's types.
+    private var columns0: [String: [Column]] = [:]
     private var columns1: [String: [Column]] = [:]
     private var columnsC: [String: [Column]] = [:]
     /// The live database's sequences that have handed out a value: `schema.name` → last value.
@@ -75,6 +77,7 @@ final class PostgresSalvage {
     func run() throws -> SalvageMerge {
         for side in [db, s1, live] { try execute(side, Self.settings, "Could not set up a session") }
         let in0 = try tables(db)
+        for (name, relation) in in0 { columns0[name] = try columns(db, relation) }
         try execute(db, "BEGIN", "Could not start the merge")
         columns1 = try bring(from: s1, into: Self.s1Schema, "S1")
         try execute(live, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "Could not start a read of the live database")
@@ -91,8 +94,10 @@ final class PostgresSalvage {
 
     // MARK: - Bringing S1 and the live database in
 
-    /// Every user table of `source` (but the version table) as an all-text table in `schema` of
-    /// the copy, named `schema.name`. Returns the source's columns by table.
+    /// Every user table of `source` (but the version table) as a table in `schema` of the copy,
+    /// named `schema.name`: its values as text, and S0's key columns in S0's type where the source
+    /// has the same, so that rows are matched by key through S0's primary key index and hash joins.
+    /// Returns the source's columns by table.
     private func bring(from source: Connection, into schema: String, _ side: String) throws -> [String: [Column]] {
         try execute(db, "CREATE SCHEMA \(q(schema))", "Could not create the helper schema \(schema) (is there one of that name in S0?)")
         var all: [String: [Column]] = [:]
@@ -100,7 +105,11 @@ final class PostgresSalvage {
             let columns = try self.columns(source, relation)
             all[name] = columns
             let helper = "\(q(schema)).\(q(name))"
-            try execute(db, "CREATE UNLOGGED TABLE \(helper) (\(columns.map { "\(q($0.name)) text" }.joined(separator: ", ")))",
+            let s0 = columns0[name] ?? []
+            func helperType(_ column: Column) -> String {
+                s0.contains { $0.key > 0 && $0.name == column.name && $0.type == column.type } ? column.type : "text"
+            }
+            try execute(db, "CREATE UNLOGGED TABLE \(helper) (\(columns.map { "\(q($0.name)) \(helperType($0))" }.joined(separator: ", ")))",
                         "Could not create a helper table for \(name)")
             guard !columns.isEmpty else { continue }
             let list = columns.map { q($0.name) }.joined(separator: ", ")
@@ -143,7 +152,7 @@ final class PostgresSalvage {
         var merge = SalvageMerge(tables: [], droppedTables: [:])
         for name in names0.sorted() {
             let relation = in0[name]!
-            let c0 = try columns(db, relation)
+            let c0 = columns0[name]!
             if in1.contains(name) {
                 merge.tables.append(try table(name, relation, c0))
                 continue
@@ -177,16 +186,21 @@ final class PostgresSalvage {
         if let missing = key.first(where: { !n1.contains($0) || !nC.contains($0) }) {
             throw SalvageRefusal.keyColumnMissing(name, missing, inS1: !n1.contains(missing))
         }
+        for column in c0 where key.contains(column.name) {
+            for side in [c1, cC] {
+                let type = side.first { $0.name == column.name }!.type
+                guard type == column.type else { throw SalvageRefusal.typeChanged(name, column.name, was: column.type, now: type) }
+            }
+        }
         let keys = key.map(q).joined(separator: ", ")
         func keysOf(_ alias: String) -> String { key.map { "\(alias).\(q($0))" }.joined(separator: ", ") }
-        /// Both sides text (helpers, key sets).
+        // Key columns have S0's types everywhere: in S0, in the helpers, in the key sets.
         func match(_ x: String, _ y: String) -> String { key.map { "\(x).\(q($0)) = \(y).\(q($0))" }.joined(separator: " AND ") }
-        /// `z` a row of S0, `y` text.
-        func match0(_ z: String, _ y: String) -> String { key.map { "\(text("\(z).\(q($0))")) = \(y).\(q($0))" }.joined(separator: " AND ") }
+        let keyColumns = key.map { k in c0.first { $0.name == k }! }
         func inSet(_ set: String, _ alias: String) -> String { "EXISTS (SELECT 1 FROM pg_temp.\(set) AS k WHERE \(match("k", alias)))" }
 
         for set in ["salvage_i", "salvage_u", "salvage_d", "salvage_m"] {
-            try execute(db, "DROP TABLE IF EXISTS pg_temp.\(set); CREATE TEMP TABLE \(set) (\(key.map { "\(q($0)) text" }.joined(separator: ", ")), PRIMARY KEY (\(keys)))",
+            try execute(db, "DROP TABLE IF EXISTS pg_temp.\(set); CREATE TEMP TABLE \(set) (\(keyColumns.map { "\(q($0.name)) \($0.type)" }.joined(separator: ", ")), PRIMARY KEY (\(keys)))",
                         "Could not create a key set")
         }
         // Inserted, deleted and updated by the application since S1; changed by the migration (S0 against S1).
@@ -202,21 +216,20 @@ final class PostgresSalvage {
         let differ01 = values01.isEmpty ? "false" : values01.map { "\(text("x.\(q($0))")) IS DISTINCT FROM y.\(q($0))" }.joined(separator: " OR ")
         try execute(db, """
             INSERT INTO salvage_m
-            SELECT \(key.map { text("x.\(q($0))") }.joined(separator: ", ")) FROM \(t0) AS x WHERE NOT EXISTS (SELECT 1 FROM \(t1) AS y WHERE \(match0("x", "y")))
-            UNION SELECT \(keysOf("y")) FROM \(t1) AS y WHERE NOT EXISTS (SELECT 1 FROM \(t0) AS x WHERE \(match0("x", "y")))
-            UNION SELECT \(keysOf("y")) FROM \(t0) AS x JOIN \(t1) AS y ON \(match0("x", "y")) WHERE \(differ01)
+            SELECT \(keysOf("x")) FROM \(t0) AS x WHERE NOT EXISTS (SELECT 1 FROM \(t1) AS y WHERE \(match("x", "y")))
+            UNION SELECT \(keysOf("y")) FROM \(t1) AS y WHERE NOT EXISTS (SELECT 1 FROM \(t0) AS x WHERE \(match("x", "y")))
+            UNION SELECT \(keysOf("y")) FROM \(t0) AS x JOIN \(t1) AS y ON \(match("x", "y")) WHERE \(differ01)
             """, "Could not find the rows the migration changed in \(name)")
 
+        try execute(db, "ANALYZE salvage_i; ANALYZE salvage_u; ANALYZE salvage_d; ANALYZE salvage_m", "Could not analyze the key sets")
         var result = SalvageTable(name: name, key: key)
         result.inserted = try count("SELECT count(*) FROM salvage_i")
         result.updated = try count("SELECT count(*) FROM salvage_u")
         result.deleted = try count("SELECT count(*) FROM salvage_d")
         let touched = "(\(inSet("salvage_i", "m")) OR \(inSet("salvage_u", "m")) OR \(inSet("salvage_d", "m")))"
         result.conflicts = try count("SELECT count(*) FROM salvage_m AS m WHERE \(touched)")
-        result.comeBack = try count("SELECT count(*) FROM salvage_m AS m WHERE NOT \(touched) AND EXISTS (SELECT 1 FROM \(t0) AS z WHERE \(match0("z", "m")))")
-        let keyColumns = key.map { k in c0.first { $0.name == k }! }
-        let order = keyColumns.map { "m.\(q($0.name))::\($0.type)" }.joined(separator: ", ")
-        result.conflictKeys = try rows(db, "SELECT \(keysOf("m")) FROM salvage_m AS m WHERE \(touched) ORDER BY \(order) LIMIT 5").map { row in
+        result.comeBack = try count("SELECT count(*) FROM salvage_m AS m WHERE NOT \(touched) AND EXISTS (SELECT 1 FROM \(t0) AS z WHERE \(match("z", "m")))")
+        result.conflictKeys = try rows(db, "SELECT \(keysOf("m")) FROM salvage_m AS m WHERE \(touched) ORDER BY \(keysOf("m")) LIMIT 5").map { row in
             SalvageRefusal.row(key, zip(keyColumns, row).map { column, value in
                 value.map { Self.isNumeric(column.type) ? $0 : "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }
             })
@@ -233,11 +246,11 @@ final class PostgresSalvage {
         }
         let values = shared.filter { !key.contains($0.name) }
         do {
-            try db.execute("DELETE FROM \(t0) AS z WHERE EXISTS (SELECT 1 FROM salvage_d AS k WHERE \(match0("z", "k"))) OR EXISTS (SELECT 1 FROM salvage_i AS k WHERE \(match0("z", "k")))")
+            try db.execute("DELETE FROM \(t0) AS z USING (SELECT \(keys) FROM salvage_d UNION ALL SELECT \(keys) FROM salvage_i) AS k WHERE \(match("z", "k"))")
             if !values.isEmpty {
                 try db.execute("""
                     UPDATE \(t0) AS z SET \(values.map { "\(q($0.name)) = y.\(q($0.name))::\($0.type)" }.joined(separator: ", "))
-                    FROM \(tC) AS y WHERE \(match0("z", "y")) AND \(inSet("salvage_u", "y"))
+                    FROM \(tC) AS y JOIN salvage_u AS k ON \(match("k", "y")) WHERE \(match("z", "y"))
                     """)
             }
             // Rows the application inserted, and rows the migration added that the application then
@@ -245,7 +258,9 @@ final class PostgresSalvage {
             try db.execute("""
                 INSERT INTO \(t0) (\(shared.map { q($0.name) }.joined(separator: ", "))) OVERRIDING SYSTEM VALUE
                 SELECT \(shared.map { "y.\(q($0.name))::\($0.type)" }.joined(separator: ", ")) FROM \(tC) AS y
-                WHERE \(inSet("salvage_i", "y")) OR (\(inSet("salvage_u", "y")) AND NOT EXISTS (SELECT 1 FROM \(t0) AS z WHERE \(match0("z", "y"))))
+                JOIN (SELECT \(keys) FROM salvage_i
+                      UNION ALL SELECT \(keysOf("u")) FROM salvage_u AS u WHERE NOT EXISTS (SELECT 1 FROM \(t0) AS z WHERE \(match("z", "u")))) AS k
+                  ON \(match("k", "y"))
                 """)
         } catch let error as QueryError where error.sqlState?.hasPrefix("23") == true || error.sqlState?.hasPrefix("22") == true {
             throw SalvageRefusal.doesNotFit(name, UserText.line(error.message))
@@ -264,8 +279,10 @@ final class PostgresSalvage {
             for b in c1 where !n0.contains(b.name) && b.type == a.type {
                 var renamed = true
                 if !key.isEmpty && key.allSatisfy(n1.contains) {
-                    let join = "FROM \(t0) AS x JOIN \(helper(Self.s1Schema, name)) AS y ON "
-                        + key.map { "\(text("x.\(q($0))")) = y.\(q($0))" }.joined(separator: " AND ")
+                    let join = "FROM \(t0) AS x JOIN \(helper(Self.s1Schema, name)) AS y ON " + key.map { k in
+                        let same = c0.first { $0.name == k }?.type == c1.first { $0.name == k }?.type
+                        return "\(same ? "x.\(q(k))" : text("x.\(q(k))")) = y.\(q(k))"
+                    }.joined(separator: " AND ")
                     let rows = try count("SELECT count(*) \(join)")
                     let differing = try count("SELECT count(*) \(join) WHERE \(text("x.\(q(a.name))")) IS DISTINCT FROM y.\(q(b.name))")
                     renamed = rows == 0 || differing == 0
