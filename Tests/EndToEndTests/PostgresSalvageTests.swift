@@ -157,6 +157,21 @@ struct PostgresSalvageTests {
         try expectRefused(db, p, saying: ["public.customers.email is missing in S1", "public.customers.mail", "renamed"])
     }
 
+    @Test func aRenamedTable() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgresSalvageStory(db, "op.rename_table(\"orders\", \"purchases\")")
+        try expectRefused(db, p, saying: ["Table public.orders is missing in S1", "public.purchases", "renamed"])
+    }
+
+    @Test func aKeylessTableBothSidesChanged() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgresSalvageStory(db, "op.execute(\"DELETE FROM audit WHERE what = 'b'\")") { _ in
+            try db.psql("CREATE TABLE audit (what text); INSERT INTO audit VALUES ('a'), ('b')")
+        }
+        try db.psql("INSERT INTO audit VALUES ('c')")
+        try expectRefused(db, p, saying: ["Table public.audit has no primary key", "both the migration and the application"])
+    }
+
     @Test func aResultThatBreaksAForeignKeyNamesTheRow() throws {
         // The migration deleted order 1; the application then deleted its customer. Order 1 would
         // come back pointing at nobody.
