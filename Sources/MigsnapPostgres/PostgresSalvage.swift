@@ -11,7 +11,8 @@ import MigsnapCore
 ///
 /// Values travel and are compared in their text form (the types' output functions, under the same
 /// session settings on every side, as `diff` compares them); they are written back into S0's
-/// columns through S0's types. While the merge runs, S0's foreign keys are set aside and its
+/// columns through S0's types. Key columns keep S0's types throughout, so rows are found through
+/// S0's primary key index and hash joins, never by scanning per row. While the merge runs, S0's foreign keys are set aside and its
 /// triggers disabled, so the order of the writes does not matter and no trigger fires twice; the
 /// foreign keys are then checked row by row (a violation is refused, naming the rows) and added
 /// back, which validates them again. Sequences end at or above what the application handed out.
