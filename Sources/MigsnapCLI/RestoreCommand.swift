@@ -33,7 +33,7 @@ extension Migsnap {
         var to: String?
         @Flag(help: "Do not take a safety snapshot of the current state first.")
         var noSafetySnapshot = false
-        @Flag(help: "Salvage: apply on top of the snapshot the application's changes since the state right after the migration that followed it (SQLite; see `rollback --keep-new`).")
+        @Flag(help: "Salvage: apply on top of the snapshot the application's changes since the state right after the migration that followed it (see `rollback --keep-new`).")
         var keepNew = false
         @OptionGroup var confirm: ConfirmOptions
         @OptionGroup var output: JSONOption

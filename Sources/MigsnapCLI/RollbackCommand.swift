@@ -20,7 +20,7 @@ extension Migsnap {
             way, the pre-downgrade snapshot is restored (--no-restore-on-failure leaves the \
             database as Alembic left it). A TARGET the database is already at is a no-op.
 
-            --keep-new salvages instead (SQLite): the snapshot before the bad migration (S0) with \
+            --keep-new salvages instead: the snapshot before the bad migration (S0) with \
             the application's inserts, updates and deletes since the state right after it (S1: the \
             next step's pre-upgrade or the post-upgrade snapshot) applied on top, in S0's schema; \
             rows both changed take the application's values and are listed. Refused (exit 4) where \
@@ -38,7 +38,7 @@ extension Migsnap {
         @OptionGroup var threads: ThreadsOptions
         @Flag(help: "Refuse instead of falling back to `alembic downgrade` when there is no snapshot.")
         var noFallback = false
-        @Flag(help: "Salvage: restore the snapshot before the migration and apply on top the application's changes since the state right after it (SQLite; see the README). Refused, with the reason, where that cannot be exact.")
+        @Flag(help: "Salvage: restore the snapshot before the migration and apply on top the application's changes since the state right after it (see the README). Refused, with the reason, where that cannot be exact.")
         var keepNew = false
         @Flag(help: "If the fallback's `alembic downgrade` fails, leave the database as Alembic left it instead of restoring the pre-downgrade snapshot.")
         var noRestoreOnFailure = false

@@ -96,6 +96,54 @@ final class Connection {
         try column(sql, parameters).first
     }
 
+    /// Streams `copyOut` (a `COPY … TO STDOUT`) on this connection into `copyIn` (a
+    /// `COPY … FROM STDIN`) on `destination`, one row at a time, so memory does not grow with the
+    /// table. Returns the rows copied.
+    @discardableResult
+    func copy(_ copyOut: String, into destination: Connection, _ copyIn: String) throws -> Int64 {
+        let out = QueryResult(PQexec(conn, copyOut))
+        guard out.status == PGRES_COPY_OUT else {
+            throw QueryError(sqlState: out.sqlState, message: out.errorMessage ?? String(cString: PQerrorMessage(conn)))
+        }
+        let into = QueryResult(PQexec(destination.conn, copyIn))
+        var failure: QueryError?
+        if into.status != PGRES_COPY_IN {
+            failure = QueryError(sqlState: into.sqlState, message: into.errorMessage ?? String(cString: PQerrorMessage(destination.conn)))
+        }
+        var rows: Int64 = 0
+        var buffer: UnsafeMutablePointer<CChar>?
+        while true {
+            let length = PQgetCopyData(conn, &buffer, 0)
+            guard length > 0, let row = buffer else { break }
+            if failure == nil && PQputCopyData(destination.conn, row, length) != 1 {
+                failure = QueryError(sqlState: nil, message: String(cString: PQerrorMessage(destination.conn)))
+            }
+            PQfreemem(row)
+            buffer = nil
+            rows += 1
+        }
+        // The source's outcome first: a COPY cut short must not be committed as if whole.
+        let sourceFailure = Self.drain(conn)
+        if into.status == PGRES_COPY_IN {
+            _ = PQputCopyEnd(destination.conn, sourceFailure.map { $0.message } ?? failure?.message)
+            if let error = Self.drain(destination.conn), failure == nil { failure = error }
+        }
+        if let error = sourceFailure ?? failure { throw error }
+        return rows
+    }
+
+    /// Reads the results left after a COPY; the first error among them.
+    private static func drain(_ conn: OpaquePointer) -> QueryError? {
+        var first: QueryError?
+        while let raw = PQgetResult(conn) {
+            let result = QueryResult(raw)
+            if first == nil && result.status != PGRES_COMMAND_OK && result.status != PGRES_TUPLES_OK {
+                first = QueryError(sqlState: result.sqlState, message: result.errorMessage ?? String(cString: PQerrorMessage(conn)))
+            }
+        }
+        return first
+    }
+
     var serverVersionNumber: Int { Int(PQserverVersion(conn)) }
     var backendPID: Int32 { PQbackendPID(conn) }
 }
@@ -124,6 +172,7 @@ final class QueryResult {
 
     var status: ExecStatusType { result.map(PQresultStatus) ?? PGRES_FATAL_ERROR }
     var rowCount: Int { result.map { Int(PQntuples($0)) } ?? 0 }
+    var columnCount: Int { result.map { Int(PQnfields($0)) } ?? 0 }
 
     func value(row: Int, column: Int) -> String? {
         guard let result, PQgetisnull(result, Int32(row), Int32(column)) == 0 else { return nil }

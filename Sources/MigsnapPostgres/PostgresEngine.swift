@@ -243,7 +243,7 @@ public final class PostgresEngine: DatabaseEngine {
     /// A verified copy in a scratch database, swapped in by renaming (see the type's comment).
     final class PostgresStagedRestore: StagedRestore {
         let swap: DatabaseSwap
-        let content: PayloadContent
+        var content: PayloadContent
         /// The database the copy replaces, and the copy itself.
         let live: PostgresTarget
         let copy: PostgresTarget

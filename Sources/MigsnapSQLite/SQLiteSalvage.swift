@@ -60,17 +60,13 @@ private struct Salvage {
         let pk: Int
     }
 
-    static let hint = "Use `migsnap rollback` without --keep-new to restore the snapshot as it is, or `migsnap diff` to see the rows."
-
     func run() throws -> SalvageMerge {
         let in0 = try tables("main"), in1 = try tables("s1"), inC = try tables("c")
         if let extra = inC.subtracting(in1).sorted().first {
-            throw MigsnapError.refused("Table \(extra) is in the live database but was not there right after the migration (S1): salvage cannot place its rows in S0's schema.",
-                                       hint: Self.hint)
+            throw SalvageRefusal.tableOnlyLive(extra)
         }
         if let gone = in1.subtracting(inC).sorted().first {
-            throw MigsnapError.refused("Table \(gone) was there right after the migration (S1) but is missing from the live database: salvage cannot tell what became of its rows.",
-                                       hint: Self.hint)
+            throw SalvageRefusal.tableGoneSince(gone)
         }
         // Triggers of S0 would fire on the merge's own writes and change what is merged.
         let triggers = try db.rows("SELECT name, sql FROM main.sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL")
@@ -85,9 +81,7 @@ private struct Salvage {
             }
             let shape = Set(try columns(name, "main").map { "\($0.name) \($0.type.uppercased())" })
             for other in new.sorted() where Set(try columns(other, "s1").map { "\($0.name) \($0.type.uppercased())" }) == shape {
-                throw MigsnapError.refused(
-                    "Table \(name) is missing in S1 and \(other), with the same columns, is new there: the migration seems to have renamed it, and salvage cannot carry rows across a rename.",
-                    hint: Self.hint)
+                throw SalvageRefusal.renamedTable(name, to: other)
             }
             merge.tables.append(SalvageTable(name: name, key: key(try columns(name, "main")), comeBack: try count("SELECT COUNT(*) FROM main.\(q(name))"),
                                              note: "dropped by the undone migration: comes back as in S0"))
@@ -108,9 +102,7 @@ private struct Salvage {
         let key = key(c0)
         guard !key.isEmpty else { return try tableWithoutKey(name, n0, n1, nC) }
         if let missing = key.first(where: { !n1.contains($0) || !nC.contains($0) }) {
-            throw MigsnapError.refused(
-                "Table \(name) has no usable key: its primary key column \(missing) is missing \(n1.contains(missing) ? "from the live database" : "in S1"), so rows cannot be matched.",
-                hint: Self.hint)
+            throw SalvageRefusal.keyColumnMissing(name, missing, inS1: !n1.contains(missing))
         }
         let t = q(name)
         let keys = key.map(q).joined(separator: ", ")
@@ -151,19 +143,14 @@ private struct Salvage {
         result.conflicts = try count("SELECT COUNT(*) FROM temp.salvage_m AS m WHERE \(touched)")
         result.comeBack = try count("SELECT COUNT(*) FROM temp.salvage_m AS m WHERE NOT \(touched) AND EXISTS (SELECT 1 FROM main.\(t) AS y WHERE \(match("m", "y")))")
         result.conflictKeys = try db.rows("SELECT \(key.map { "quote(m.\(q($0)))" }.joined(separator: ", ")) FROM temp.salvage_m AS m WHERE \(touched) ORDER BY \(keysOf("m")) LIMIT 5")
-            .map { row in
-                let parts = zip(key, row).map { "\($0)=\($1 ?? "NULL")" }
-                return parts.count == 1 ? parts[0] : "(" + parts.joined(separator: ", ") + ")"
-            }
+            .map { SalvageRefusal.row(key, $0) }
 
         let shared = n0.filter { nC.contains($0) }
         if result.inserted + result.updated > 0 {
             for column in c0 where shared.contains(column.name) {
                 let now = cC.first { $0.name == column.name }!.type
                 guard now.uppercased() == column.type.uppercased() else {
-                    throw MigsnapError.refused(
-                        "Column \(name).\(column.name) is \(column.type.isEmpty ? "untyped" : column.type) in S0 but \(now.isEmpty ? "untyped" : now) now: the values written since cannot be carried back exactly.",
-                        hint: Self.hint)
+                    throw SalvageRefusal.typeChanged(name, column.name, was: column.type.isEmpty ? "untyped" : column.type, now: now.isEmpty ? "untyped" : now)
                 }
             }
         }
@@ -185,9 +172,7 @@ private struct Salvage {
                 WHERE \(inSet("salvage_i", "y")) OR (\(inSet("salvage_u", "y")) AND NOT EXISTS (SELECT 1 FROM main.\(t) AS z WHERE \(match("y", "z"))))
                 """)
         } catch let failure as SQLiteFailure where failure.code == SQLITE_CONSTRAINT {
-            throw MigsnapError.refused(
-                "The application's rows since S1 do not fit table \(name) as S0 has it (\(failure.message)): the result would break a constraint, so nothing was changed.",
-                hint: Self.hint)
+            throw SalvageRefusal.doesNotFit(name, failure.message)
         }
         return result
     }
@@ -207,9 +192,7 @@ private struct Salvage {
                     renamed = rows == 0 || differing == 0
                 }
                 if renamed {
-                    throw MigsnapError.refused(
-                        "Column \(name).\(a.name) is missing in S1 and \(name).\(b.name), of the same type, is new there: the migration seems to have renamed it, and salvage cannot carry values across a rename.",
-                        hint: Self.hint)
+                    throw SalvageRefusal.renamedColumn(name, a.name, to: b.name)
                 }
             }
         }
@@ -228,9 +211,7 @@ private struct Salvage {
         }
         let leftAlone = try n0 == n1 && same("main", "s1", name, n0)
         guard leftAlone else {
-            throw MigsnapError.refused(
-                "Table \(name) has no primary key, and both the migration and the application changed its rows: salvage cannot match them exactly.",
-                hint: Self.hint)
+            throw SalvageRefusal.keylessChangedOnBothSides(name)
         }
         let list = n0.map(q).joined(separator: ", ")
         result.inserted = try excess("c", over: "s1", name, n0)
@@ -285,15 +266,11 @@ private struct Salvage {
             let key = key(try columns(table, "main"))
             if let rowid = problem[1], !key.isEmpty,
                let values = try db.rows("SELECT \(key.map { "quote(\(q($0)))" }.joined(separator: ", ")) FROM main.\(q(table)) WHERE rowid = ?", [rowid]).first {
-                let parts = zip(key, values).map { "\($0)=\($1 ?? "NULL")" }
-                row = parts.count == 1 ? parts[0] : "(" + parts.joined(separator: ", ") + ")"
+                row = SalvageRefusal.row(key, values)
             }
             named.append("\(table) \(row) refers to a missing row of \(parent)")
         }
-        let more = problems.count > 5 ? " (and \(problems.count - 5) more)" : ""
-        throw MigsnapError.refused(
-            "The merged database would break foreign keys: \(named.joined(separator: "; "))\(more). Nothing was changed.",
-            hint: Self.hint)
+        throw SalvageRefusal.brokenForeignKeys(named, more: problems.count - named.count)
     }
 
     // MARK: - Reading the schemas

@@ -66,13 +66,6 @@ struct PostgresDiffTests {
         return try #require(tables.first { $0["name"] as? String == name }, "no \(name) in \(tables)")
     }
 
-    /// The scratch databases migsnap stages copies of `db` in (DatabaseSwap's naming).
-    private func scratchDatabases(_ db: PostgresDatabase) throws -> String {
-        let hash = db.name.utf8.reduce(UInt64(0xcbf2_9ce4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
-        return try db.psql("SELECT string_agg(datname, ' ') FROM pg_database WHERE starts_with(datname, 'migsnap_\(String(hash, radix: 16))_')",
-                           database: "postgres")
-    }
-
     @Test func countsMatchEXCEPTQueriesLiveAndSnapshotAgainstSnapshot() throws {
         let db = try PostgresDatabase()
         let p = try Project.postgres(db)
@@ -108,7 +101,7 @@ struct PostgresDiffTests {
 
         // The live database is only read, and no scratch copy is left behind.
         expectSameState(try db.state(), before)
-        #expect(try scratchDatabases(db) == "")
+        #expect(try scratchDatabases(of: db) == "")
     }
 
     @Test func rowsAreListedInKeyOrderWithTypedValues() throws {
@@ -153,7 +146,7 @@ struct PostgresDiffTests {
 
         expectSameState(try db.state(), before)
         #expect(try FileManager.default.subpathsOfDirectory(atPath: p.store).sorted() == store)
-        #expect(try scratchDatabases(db) == "")
+        #expect(try scratchDatabases(of: db) == "")
     }
 
     @Test func aFailedDiffLeavesNoScratchDatabase() throws {
@@ -164,7 +157,7 @@ struct PostgresDiffTests {
         let r = try p.migsnap("diff", a, "--table", "nosuch")
         #expect(r.status == 2, "\(r.output)")
         #expect(r.stderr.contains("Error: Neither side has a table"), "\(r.stderr)")
-        #expect(try scratchDatabases(db) == "")
+        #expect(try scratchDatabases(of: db) == "")
     }
 }
 

@@ -7,7 +7,15 @@ extension Project {
     /// `prepare` runs at 0002 before the upgrade.
     static func salvageStory(_ upgrade: String, prepare: (Project) throws -> Void = { _ in }) throws -> Project {
         let p = try Project().seeded()
-        try p.writeMigration("0003_drop_inactive_customers", """
+        try p.writeStep0003(upgrade)
+        try prepare(p)
+        try p.ok("upgrade")
+        return p
+    }
+
+    /// 0003 with `upgrade` (Python lines) as the body of its `upgrade()`.
+    func writeStep0003(_ upgrade: String) throws {
+        try writeMigration("0003_drop_inactive_customers", """
             from alembic import op
             import sqlalchemy as sa
 
@@ -20,9 +28,6 @@ extension Project {
             def downgrade():
                 pass
             """)
-        try prepare(p)
-        try p.ok("upgrade")
-        return p
     }
 
     /// Deletes the inactive customers (3, 6, 9) and their orders, rewrites every name, drops phone.
@@ -330,26 +335,5 @@ struct SalvageCrashTests {
             seen[now == old ? "old" : "new", default: 0] += 1
         }
         #expect(seen["old", default: 0] > 0 && seen["new", default: 0] > 0, "outcomes: \(seen)")
-    }
-}
-
-@Suite("Salvage on PostgreSQL: not yet, said plainly")
-struct SalvagePostgresTests {
-    @Test func keepNewOnPostgresExitsTwoAndChangesNothing() throws {
-        let db = try PostgresDatabase()
-        let p = try Project.postgres(db)
-        try p.ok("upgrade", "0002")
-        try p.seedPostgres(db)
-        try p.ok("upgrade")
-        let s0 = try #require(try p.manifests().last { $0["reason"] as? String == "pre-upgrade" }?["id"] as? String)
-        let before = try db.state(), snapshots = try p.manifests().count
-        for arguments in [["rollback", "--keep-new", "--yes"], ["restore", s0, "--keep-new", "--dry-run", "--json"]] {
-            let r = try p.migsnap(arguments)
-            #expect(r.status == 2, "\(r.output)")
-            #expect(r.stderr.contains("--keep-new works on SQLite databases only for now"), "\(r.stderr)")
-            #expect(r.stdout.isEmpty)
-        }
-        expectSameState(try db.state(), before)
-        #expect(try p.manifests().count == snapshots)
     }
 }

@@ -120,7 +120,7 @@ public struct SalvageOperation {
     static func salvaging(_ engine: DatabaseEngine) throws -> SalvagingEngine {
         guard let salvaging = engine as? SalvagingEngine else {
             throw MigsnapError.invalidInput(
-                "--keep-new works on SQLite databases only for now; \(engine.redactedLocation) is a \(engine.kind.rawValue) database.",
+                "--keep-new is not supported for \(engine.kind.rawValue) databases (\(engine.redactedLocation)).",
                 hint: "Use `migsnap rollback` without --keep-new, or restore the snapshot elsewhere (`migsnap restore ID --to URL`) and copy the new rows back by hand.")
         }
         return salvaging
