@@ -11,31 +11,6 @@ public enum Hashing {
         return try sha256(of: handle, path: path, progress: progress)
     }
 
-    /// The SHA-256 of a file opened earlier, on another thread: it runs beside the work that
-    /// follows (an upload), and reads through the handle even if the file is renamed meanwhile.
-    public static func sha256InBackground(ofFile path: String) throws -> () throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw MigsnapError.failed("Cannot read \(path).")
-        }
-        let result = BackgroundResult()
-        let done = DispatchSemaphore(value: 0)
-        Thread {
-            defer {
-                try? handle.close()
-                done.signal()
-            }
-            result.value = Result { try sha256(of: handle, path: path, progress: nil) }
-        }.start()
-        return {
-            done.wait()
-            return try result.value!.get()
-        }
-    }
-
-    private final class BackgroundResult: @unchecked Sendable {
-        var value: Result<String, Error>?
-    }
-
     private static func sha256(of handle: FileHandle, path: String, progress: ((Int64) -> Void)?) throws -> String {
         var hasher = SHA256()
         var done: Int64 = 0
@@ -58,7 +33,7 @@ public enum Hashing {
         hex(SHA256.hash(data: data))
     }
 
-    private static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
         digest.map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -302,40 +302,69 @@ public final class SnapshotStore {
         try backend.makeScratch()
     }
 
-    /// Commits a payload an engine wrote in `scratch`: encrypts it when the store has recipients,
-    /// checksums and stores it, then writes the manifest, last.
-    public func commit(payload file: String, manifest draft: Manifest, scratch: ScratchSpace,
-                       progress: ProgressReporter = SilentProgress()) throws -> Manifest {
-        var manifest = draft
-        var stored = file
-        if !encryption.recipients.isEmpty {
-            stored = file + ".age"
-            try Age.encrypt(input: file, output: stored, recipients: encryption.recipients) { done in
-                progress.update(phase: "encrypt", done: done, total: manifest.rawBytes)
+    /// Stores a new payload while `write` makes it in `scratch`, then writes the manifest, last.
+    /// `make` gets the file to create and returns the draft manifest. Where the engine writes its
+    /// payload front to back and the store keeps it as written, it is hashed and sent while it is
+    /// written; an encrypted payload is sent while it is encrypted. On any failure nothing is listed.
+    public func commit(id: String, engine: EngineKind, scratch: ScratchSpace, progress: ProgressReporter = SilentProgress(),
+                       writing make: (URL) throws -> Manifest) throws -> Manifest {
+        let plain = scratch.file(ObjectName.payload(id: id, engine: engine, encrypted: false))
+        let encrypted = !encryption.recipients.isEmpty
+        let name = ObjectName.payload(id: id, engine: engine, encrypted: encrypted)
+        try noteChange(ObjectName.manifest(id: id), nil)
+        var draft: Manifest?
+        let stored: (size: Int64, sha256: String)
+        if !encrypted && engine.writesPayloadInOrder {
+            // The engine's progress is the one shown: the upload keeps pace with it.
+            stored = try store(plain, as: name, progress: nil) {
+                draft = try make(URL(fileURLWithPath: plain))
+                progress.finish()
             }
+        } else {
+            draft = try make(URL(fileURLWithPath: plain))
             progress.finish()
-            try FileSystem.remove(file)
+            if encrypted {
+                let sealed = plain + ".age"
+                let total = draft!.rawBytes
+                stored = try store(sealed, as: name, progress: nil) {
+                    try Age.encrypt(input: plain, output: sealed, recipients: encryption.recipients) { done in
+                        progress.update(phase: "encrypt and store", done: done, total: total)
+                    }
+                    try FileSystem.remove(plain)
+                }
+            } else {
+                stored = try store(plain, as: name, progress: progress) {}
+            }
+        }
+        var manifest = draft!
+        if encrypted {
             manifest.encryption = PayloadEncryption(format: PayloadEncryption.ageV1, recipients: encryption.recipients.map(\.text))
         }
-        manifest.file = ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: manifest.encryption != nil)
-        manifest.storedBytes = FileSystem.fileSize(stored) ?? 0
-        // The checksum is computed beside the upload, from a handle opened before the upload may
-        // move the file; the manifest that needs it is written after both.
-        let checksum = try Hashing.sha256InBackground(ofFile: stored)
-        try noteChange(ObjectName.manifest(id: manifest.id), nil)
-        let total = manifest.storedBytes
-        do {
-            try backend.upload(file: stored, as: manifest.file) { done in
-                progress.update(phase: "store", done: done, total: total)
-            }
-        } catch {
-            _ = try? checksum()
-            throw error
-        }
-        manifest.sha256 = try checksum()
-        progress.finish()
+        manifest.file = name
+        manifest.storedBytes = stored.size
+        manifest.sha256 = stored.sha256
         try write(manifest)
         return manifest
+    }
+
+    /// Stores `file` as `name` while `write` appends to it (an empty `write`: the file is complete),
+    /// hashing every byte once on the way. Returns the size and SHA-256 of what was stored.
+    private func store(_ file: String, as name: String, progress: ProgressReporter?,
+                       while write: () throws -> Void) throws -> (size: Int64, sha256: String) {
+        let total = FileSystem.fileSize(file)
+        let upload = try backend.beginUpload(growing: file, as: name, progress: progress.map { progress in
+            { done in progress.update(phase: "store", done: done, total: total) }
+        })
+        let follower = PayloadFollower(path: file, upload: upload)
+        do {
+            try write()
+        } catch {
+            follower.abort()
+            throw error
+        }
+        let stored = try follower.finish()
+        progress?.finish()
+        return stored
     }
 
     /// Commits a payload that is already in its stored form (an encrypted payload being copied):

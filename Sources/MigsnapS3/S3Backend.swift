@@ -13,7 +13,8 @@ public final class S3Backend: StoreBackend {
     /// A thousand keys per request: listings rely on the store's index instead.
     public var listingIsCheap: Bool { false }
 
-    /// Files larger than one part go up as multipart uploads, `partConcurrency` parts at a time.
+    /// Files larger than one part go up as multipart uploads, `partConcurrency` parts at a time,
+    /// sent while the file is still being written (`beginUpload`).
     let partSize: Int64
     let partConcurrency: Int
     let lease: S3LeaseTiming
@@ -83,14 +84,14 @@ public final class S3Backend: StoreBackend {
     }
 
     public func upload(file path: String, as name: String, progress: ((Int64) -> Void)?) throws {
-        try ObjectName.check(name)
         guard let size = FileSystem.fileSize(path) else { throw FileSystem.osError("read \(path)") }
-        if size <= partSize {
-            try client.putObject(bucket: s3.bucket, key: s3.key(name), file: path, progress: progress)
-        } else {
-            try S3MultipartUpload(client: client, bucket: s3.bucket, key: s3.key(name), file: path, size: size,
-                                  partSize: partSize, concurrency: partConcurrency).run(progress: progress)
-        }
+        try beginUpload(growing: path, as: name, progress: progress).finish(size: size)
+    }
+
+    public func beginUpload(growing path: String, as name: String, progress: ((Int64) -> Void)?) throws -> GrowingUpload {
+        try ObjectName.check(name)
+        return S3MultipartUpload(client: client, bucket: s3.bucket, key: s3.key(name), file: path, partSize: partSize,
+                                 concurrency: partConcurrency, progress: progress)
     }
 
     public func fetch(_ name: String, into scratch: ScratchSpace, progress: ((Int64) -> Void)?) throws -> FetchedObject {

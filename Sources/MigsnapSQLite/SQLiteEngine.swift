@@ -92,7 +92,9 @@ public final class SQLiteEngine: DatabaseEngine {
         // page 1 at every step, so blocks cannot be compressed while pages still arrive.
         let size = FileSystem.fileSize(copy)
         do {
-            let sizes = try Gzip.compressBlocked(file: copy, to: payload.path, threads: threads) { done in
+            // The store makes durable what it keeps (a directory store fsyncs before its rename; a
+            // bucket keeps no local copy), so the scratch payload is not synced here.
+            let sizes = try Gzip.compressBlocked(file: copy, to: payload.path, threads: threads, fsync: false) { done in
                 progress.update(phase: "compressing", done: done, total: size)
             }
             return SnapshotCapture(revisions: revisions, rawBytes: sizes.rawBytes, shape: shape)

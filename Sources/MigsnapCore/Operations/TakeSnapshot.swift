@@ -18,8 +18,8 @@ public struct SnapshotRequest: Sendable {
 
 public enum TakeSnapshot {
     /// Snapshots the live database into the store. The caller holds the store lock.
-    /// Nothing is listed unless everything succeeded: the payload is written under a temporary
-    /// name, committed by rename, and the manifest comes last.
+    /// Nothing is listed unless everything succeeded: the payload is stored (on a bucket, sent
+    /// while the engine writes it) and the manifest comes last.
     public static func run(engine: DatabaseEngine, store: SnapshotStore, versionTable: VersionTable,
                            request: SnapshotRequest, progress: ProgressReporter, now: Date = Date()) throws -> Manifest {
         try validate(tags: request.tags)
@@ -31,17 +31,16 @@ public enum TakeSnapshot {
         try store.cleanDebris()
         let id = try store.newID(now: now)
         let scratch = try store.makeScratch()
-        let temporary = scratch.file(ObjectName.payload(id: id, engine: engine.kind, encrypted: false))
         do {
-            let capture = try engine.snapshot(into: URL(fileURLWithPath: temporary), versionTable: versionTable, progress: progress)
-            progress.finish()
-            let draft = Manifest(
-                id: id, createdAt: now, engine: engine.kind, revisions: capture.revisions.sorted(),
-                reason: request.reason, targetRevision: request.targetRevision, rawBytes: capture.rawBytes,
-                storedBytes: 0, sha256: "", pinned: request.pinned, tags: request.tags, note: request.note,
-                database: engine.redactedLocation, file: ObjectName.payload(id: id, engine: engine.kind, encrypted: false),
-                shape: capture.shape)
-            return try store.commit(payload: temporary, manifest: draft, scratch: scratch, progress: progress)
+            return try store.commit(id: id, engine: engine.kind, scratch: scratch, progress: progress) { payload in
+                let capture = try engine.snapshot(into: payload, versionTable: versionTable, progress: progress)
+                return Manifest(
+                    id: id, createdAt: now, engine: engine.kind, revisions: capture.revisions.sorted(),
+                    reason: request.reason, targetRevision: request.targetRevision, rawBytes: capture.rawBytes,
+                    storedBytes: 0, sha256: "", pinned: request.pinned, tags: request.tags, note: request.note,
+                    database: engine.redactedLocation, file: ObjectName.payload(id: id, engine: engine.kind, encrypted: false),
+                    shape: capture.shape)
+            }
         } catch {
             progress.finish()
             throw error
