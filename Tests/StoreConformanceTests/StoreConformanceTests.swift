@@ -99,6 +99,38 @@ struct StoreConformanceTests {
     }
 
     @Test(arguments: BackendKind.allCases)
+    func aGrowingUploadAppearsWholeAtFinishAndNotAtAllWhenAbandoned(_ kind: BackendKind) throws {
+        let fixture = try kind.make()
+        defer { withExtendedLifetime(fixture) {} }
+        let backend = try fixture.initialized()
+        var bytes = [UInt8](repeating: 0, count: 9 * 1024 * 1024 + 5)
+        for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 11) }
+        let data = Data(bytes)
+        let scratch = try backend.makeScratch()
+        let kept = scratch.file("kept.bin")
+        let upload = try backend.beginUpload(growing: kept, as: "20261127-120000-000.sqlite.gz", progress: nil)
+        try data.prefix(8_500_000).write(to: URL(fileURLWithPath: kept))
+        try upload.grew(to: 8_500_000)
+        #expect(try backend.list().isEmpty, "nothing is listed while the file grows")
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: kept))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: data.dropFirst(8_500_000))
+        try handle.close()
+        try upload.finish(size: Int64(data.count))
+        #expect(try backend.list().map(\.name) == ["20261127-120000-000.sqlite.gz"])
+        let reader = try backend.makeScratch()
+        let fetched = try backend.fetch("20261127-120000-000.sqlite.gz", into: reader, progress: nil)
+        #expect(FileManager.default.contents(atPath: fetched.path) == data)
+
+        let dropped = scratch.file("dropped.bin")
+        try data.write(to: URL(fileURLWithPath: dropped))
+        let abandoned = try backend.beginUpload(growing: dropped, as: "20261127-130000-000.sqlite.gz", progress: nil)
+        try abandoned.grew(to: Int64(data.count))
+        abandoned.abort()
+        #expect(try backend.list().map(\.name) == ["20261127-120000-000.sqlite.gz"])
+    }
+
+    @Test(arguments: BackendKind.allCases)
     func listingPassesAThousandObjects(_ kind: BackendKind) throws {
         let fixture = try kind.make()
         defer { withExtendedLifetime(fixture) {} }
