@@ -327,7 +327,8 @@ public final class SnapshotStore {
                 let sealed = plain + ".age"
                 let total = draft!.rawBytes
                 stored = try store(sealed, as: name, progress: nil) {
-                    try Age.encrypt(input: plain, output: sealed, recipients: encryption.recipients) { done in
+                    // Not synced here: the store makes durable what it keeps.
+                    try Age.encrypt(input: plain, output: sealed, recipients: encryption.recipients, fsync: false) { done in
                         progress.update(phase: "encrypt and store", done: done, total: total)
                     }
                     try FileSystem.remove(plain)
@@ -441,7 +442,8 @@ public final class SnapshotStore {
         let identities = try encryption.identities()
         let plain = scratch.file(ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: false))
         do {
-            try Age.decrypt(input: fetched, output: plain, identities: identities) { done in
+            // Scratch, read back by the engine and dropped: no fsync.
+            try Age.decrypt(input: fetched, output: plain, identities: identities, fsync: false) { done in
                 progress.update(phase: "decrypt \(manifest.id)", done: done, total: manifest.storedBytes)
             }
         } catch let error as MigsnapError {

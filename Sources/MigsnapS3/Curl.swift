@@ -90,6 +90,10 @@ final class CurlHandle {
         // A stalled transfer fails; a slow but moving one of many GiB does not.
         migsnap_curl_setopt_long(raw, CURLOPT_LOW_SPEED_LIMIT, 1)
         migsnap_curl_setopt_long(raw, CURLOPT_LOW_SPEED_TIME, 60)
+        // Payloads move in large pieces: bigger buffers than libcurl's 16 KiB (receive) and 64 KiB
+        // (send) mean fewer callbacks, writes and hash updates per byte; a few handles at most.
+        migsnap_curl_setopt_long(raw, CURLOPT_BUFFERSIZE, 256 << 10)
+        migsnap_curl_setopt_long(raw, CURLOPT_UPLOAD_BUFFERSIZE, 256 << 10)
         migsnap_curl_setopt_data_callback(raw, CURLOPT_HEADERFUNCTION, headerCallback)
         migsnap_curl_setopt_pointer(raw, CURLOPT_HEADERDATA, context)
         migsnap_curl_setopt_data_callback(raw, CURLOPT_WRITEFUNCTION, writeCallback)

@@ -48,8 +48,16 @@ public final class S3Backend: StoreBackend {
 
     // MARK: StoreBackend
 
+    /// Once the marker is seen, this run does not ask again: every command checks several times,
+    /// and each check is a round trip. migsnap never removes a store's marker.
+    private let markerLock = NSLock()
+    private var markerSeen = false
+
     public func isInitialized() throws -> Bool {
-        try client.getObject(bucket: s3.bucket, key: s3.key(Self.markerName)) != nil
+        if markerLock.withLock({ markerSeen }) { return true }
+        let seen = try client.getObject(bucket: s3.bucket, key: s3.key(Self.markerName)) != nil
+        if seen { markerLock.withLock { markerSeen = true } }
+        return seen
     }
 
     public func initialize() throws {
@@ -62,6 +70,7 @@ public final class S3Backend: StoreBackend {
         let marker = Data("{\"migsnap_store\": 1, \"created_at\": \"\(RFC3339.string(from: Date()))\"}\n".utf8)
         // Created only if absent: a concurrent first run's marker is as good as ours.
         try client.putObject(bucket: s3.bucket, key: s3.key(Self.markerName), data: marker, ifNoneMatch: true)
+        markerLock.withLock { markerSeen = true }
     }
 
     public func list() throws -> [StoredObject] {

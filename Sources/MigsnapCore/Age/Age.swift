@@ -31,10 +31,10 @@ public enum Age {
         return start == magic
     }
 
-    /// Encrypts `input` into the new file `output` (created exclusively, mode 0600, fsynced) for
-    /// every recipient. `progress` receives the plaintext bytes read so far. On any failure the
-    /// output file is removed.
-    public static func encrypt(input: String, output: String, recipients: [AgeRecipient],
+    /// Encrypts `input` into the new file `output` (created exclusively, mode 0600, fsynced unless
+    /// `fsync` is false) for every recipient, front to back. `progress` receives the plaintext
+    /// bytes read so far. On any failure the output file is removed.
+    public static func encrypt(input: String, output: String, recipients: [AgeRecipient], fsync: Bool = true,
                                progress: ((Int64) -> Void)? = nil) throws {
         guard !recipients.isEmpty else {
             throw MigsnapError.invalidInput("No age recipient was given to encrypt \(input) to.")
@@ -58,14 +58,14 @@ public enum Age {
             progress?(source.consumed)
             if last { break }
         }
-        try destination.finish()
+        try destination.finish(sync: fsync)
     }
 
-    /// Decrypts `input` into the new file `output` (created exclusively, mode 0600, fsynced) with
-    /// the first identity that a stanza is addressed to. `progress` receives the encrypted bytes
-    /// read so far. On any failure the output file is removed: a damaged file yields no partial
+    /// Decrypts `input` into the new file `output` (created exclusively, mode 0600, fsynced unless
+    /// `fsync` is false) with the first identity that a stanza is addressed to. `progress` receives
+    /// the encrypted bytes read so far. On any failure the output file is removed: a damaged file yields no partial
     /// plaintext.
-    public static func decrypt(input: String, output: String, identities: [AgeIdentity],
+    public static func decrypt(input: String, output: String, identities: [AgeIdentity], fsync: Bool = true,
                                progress: ((Int64) -> Void)? = nil) throws {
         let source = try AgeInputFile(path: input)
         do {
@@ -101,7 +101,7 @@ public enum Age {
                 progress?(source.consumed)
                 if last { break }
             }
-            try destination.finish()
+            try destination.finish(sync: fsync)
         } catch let error as AgeFormatError {
             throw describe(error, file: input)
         }

@@ -110,7 +110,7 @@ final class AgeInputFile {
 }
 
 /// The new file being written: created exclusively (O_EXCL, 0600), so nothing existing is ever
-/// overwritten, and removed again unless `finish()` fsynced and closed it — a failed run leaves
+/// overwritten, and removed again unless `finish()` closed it — a failed run leaves
 /// no half-written plaintext or ciphertext behind.
 final class AgeOutputFile {
     let path: String
@@ -142,8 +142,10 @@ final class AgeOutputFile {
         try bytes.withUnsafeBytes { try FileSystem.writeAll(fd, $0, path: path) }
     }
 
-    func finish() throws {
-        guard fsync(fd) == 0 else { throw FileSystem.osError("fsync \(path)") }
+    /// Closes the file, fsynced first unless `sync` is false (scratch output, read back and dropped,
+    /// or kept by a store that makes it durable itself).
+    func finish(sync: Bool = true) throws {
+        guard !sync || fsync(fd) == 0 else { throw FileSystem.osError("fsync \(path)") }
         finished = true
         guard close(fd) == 0 else {
             unlink(path)
