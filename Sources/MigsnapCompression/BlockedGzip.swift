@@ -438,6 +438,7 @@ extension Gzip {
 
 extension FileDescriptor {
     func size() throws -> Int64 {
+        if let arriving { return arriving.size }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw GzipError.os("reading", path) }
         return Int64(info.st_size)
@@ -445,6 +446,7 @@ extension FileDescriptor {
 
     /// Fills `buffer` from `offset`; a file that ends first is truncated.
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws {
+        try arriving?.wait(offset, Int64(buffer.count))
         var done = 0
         while done < buffer.count {
             let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))

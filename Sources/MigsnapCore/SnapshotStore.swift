@@ -454,6 +454,34 @@ public final class SnapshotStore {
         return URL(fileURLWithPath: plain)
     }
 
+    /// The snapshot's payload for an engine that can start on it while it arrives (see
+    /// `DatabaseEngine.stageRestore(arriving:)`): hashed as it arrives, and checked against the
+    /// manifest's size and SHA-256 by `verify()`. An encrypted payload comes whole, checked and
+    /// decrypted, as from `localPayload`.
+    public func arrivingPayload(_ manifest: Manifest, scratch: ScratchSpace, progress: ProgressReporter = SilentProgress()) throws -> ArrivingPayload {
+        if manifest.encryption != nil {
+            let plain = try localPayload(manifest, scratch: scratch, progress: progress)
+            return ArrivingPayload(file: ArrivingFile(complete: plain.path, size: FileSystem.fileSize(plain.path) ?? 0)) {}
+        }
+        let file: ArrivingFile
+        do {
+            file = try backend.fetchArriving(manifest.file, size: manifest.storedBytes, into: scratch)
+        } catch let error as MigsnapError {
+            throw error.prefixed("Snapshot \(manifest.id)")
+        }
+        let digest = file.sha256InBackground()
+        let location = payloadLocation(manifest)
+        return ArrivingPayload(file: file) { [self] in
+            let sum: String
+            do {
+                sum = try digest()
+            } catch let error as MigsnapError {
+                throw error.prefixed("Snapshot \(manifest.id)")
+            }
+            try Self.verifyChecksum(manifest, file: file.path, location: location, known: sum)
+        }
+    }
+
     /// Checks a local copy of a payload against the manifest's size and SHA-256.
     /// `known` is the file's SHA-256 where it was computed as the file was written (a download).
     static func verifyChecksum(_ manifest: Manifest, file: String, location: String, known: String? = nil,

@@ -214,6 +214,22 @@ struct S3MidTransferTests {
         #expect(next.status == 4 && next.stderr.contains("expires"), "\(next.output)")
     }
 
+    @Test func aLargePayloadChangedInTheBucketIsCaughtWhileItArrives() throws {
+        let bucket = try Bucket()
+        let p = try bigProject(bucket)
+        let (id, after) = try p.snapshotThenMigrate()
+        // One flipped byte in a block the restore inflates while the rest is still arriving.
+        let name = try #require(try bucket.names().first { $0.hasPrefix(id) && $0.hasSuffix(".gz") })
+        let client = try S3Client(configuration: S3Configuration.fromEnvironment(bucket.environment))
+        var bytes = try #require(try client.getObject(bucket: bucket.name, key: "shop/" + name)?.body)
+        bytes[bytes.count / 3] ^= 0x20
+        _ = try client.putObject(bucket: bucket.name, key: "shop/" + name, data: bytes)
+        let r = try p.migsnap("restore", id, "--yes")
+        #expect(r.status == 3 && r.stderr.contains("checksum"), "\(r.output)")
+        #expect(try p.dump() == after, "the database is untouched")
+        #expect(try p.manifests().count == 1, "no safety snapshot was made")
+    }
+
     @Test func aDownloadCutOffLeavesTheDatabaseAlone() throws {
         let bucket = try Bucket()
         let p = try bigProject(bucket)

@@ -86,13 +86,17 @@ public struct RestoreOperation {
                 "Snapshot \(manifest.id) is a \(manifest.engine.rawValue) snapshot; \(engine.redactedLocation) is a \(engine.kind.rawValue) database.")
         }
         let scratch = try store.makeScratch()
-        let payload = try store.localPayload(manifest, scratch: scratch, progress: progress)
+        // Staging starts while the payload arrives; nothing is swapped in unless its bytes are the
+        // manifest's, whatever the engine checked.
+        let payload = try store.arrivingPayload(manifest, scratch: scratch, progress: progress)
         let staged: StagedRestore
         do {
-            staged = try engine.stageRestore(payload: payload, versionTable: versionTable, progress: progress)
+            staged = try engine.stageRestore(arriving: payload, versionTable: versionTable, progress: progress)
         } catch let error as MigsnapError {
+            try payload.verify()
             throw error.prefixed("Snapshot \(manifest.id)")
         }
+        try payload.verify()
         guard staged.content.revisions == manifest.revisions else {
             throw MigsnapError.verificationFailed(
                 "Snapshot \(manifest.id) holds \(Revisions.named(staged.content.revisions)) but its manifest says \(Revisions.describe(manifest.revisions)).")

@@ -70,6 +70,12 @@ public protocol StoreBackend: AnyObject {
     /// A missing object is `.verificationFailed`: a listed snapshot without its payload is broken.
     func fetch(_ name: String, into scratch: ScratchSpace, progress: ((Int64) -> Void)?) throws -> FetchedObject
 
+    /// Like `fetch`, but returns as soon as a reader can start, while the object's bytes arrive
+    /// in the file (an object store: its last MiB first, where payload formats keep their index,
+    /// then the rest front to back). `size` is the size the manifest gives; the caller checks what
+    /// arrived. A backend whose `fetch` is immediate (a directory: a hard link) uses it (the default).
+    func fetchArriving(_ name: String, size: Int64, into scratch: ScratchSpace) throws -> ArrivingFile
+
     /// `length` bytes from `offset` (fewer at the end of the object).
     func readRange(_ name: String, offset: Int64, length: Int64) throws -> Data
 
@@ -105,6 +111,13 @@ extension StoreBackend {
     public func beginUpload(growing path: String, as name: String, progress: ((Int64) -> Void)?) throws -> GrowingUpload {
         try ObjectName.check(name)
         return WholeFileUpload(backend: self, path: path, name: name, progress: progress)
+    }
+}
+
+extension StoreBackend {
+    public func fetchArriving(_ name: String, size: Int64, into scratch: ScratchSpace) throws -> ArrivingFile {
+        let fetched = try fetch(name, into: scratch, progress: nil)
+        return ArrivingFile(complete: fetched.path, size: FileSystem.fileSize(fetched.path) ?? 0)
     }
 }
 
