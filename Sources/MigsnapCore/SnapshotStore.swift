@@ -305,7 +305,7 @@ public final class SnapshotStore {
     /// Stores a new payload while `write` makes it in `scratch`, then writes the manifest, last.
     /// `make` gets the file to create and returns the draft manifest. Where the engine writes its
     /// payload front to back and the store keeps it as written, it is hashed and sent while it is
-    /// written; an encrypted payload is sent while it is encrypted. On any failure nothing is listed.
+    /// written (encrypted on the way, where the store encrypts). On any failure nothing is listed.
     public func commit(id: String, engine: EngineKind, scratch: ScratchSpace, progress: ProgressReporter = SilentProgress(),
                        writing make: (URL) throws -> Manifest) throws -> Manifest {
         let plain = scratch.file(ObjectName.payload(id: id, engine: engine, encrypted: false))
@@ -314,27 +314,50 @@ public final class SnapshotStore {
         try noteChange(ObjectName.manifest(id: id), nil)
         var draft: Manifest?
         let stored: (size: Int64, sha256: String)
+        let url = URL(fileURLWithPath: plain)
         if !encrypted && engine.writesPayloadInOrder {
             // The engine's progress is the one shown: the upload keeps pace with it.
             stored = try store(plain, as: name, progress: nil) {
-                draft = try make(URL(fileURLWithPath: plain))
+                draft = try make(url)
                 progress.finish()
             }
-        } else {
-            draft = try make(URL(fileURLWithPath: plain))
+        } else if !encrypted {
+            draft = try make(url)
             progress.finish()
-            if encrypted {
-                let sealed = plain + ".age"
-                let total = draft!.rawBytes
-                stored = try store(sealed, as: name, progress: nil) {
-                    // Not synced here: the store makes durable what it keeps.
-                    try Age.encrypt(input: plain, output: sealed, recipients: encryption.recipients, fsync: false) { done in
-                        progress.update(phase: "encrypt and store", done: done, total: total)
+            stored = try store(plain, as: name, progress: progress) {}
+        } else {
+            let sealed = plain + ".age"
+            let recipients = encryption.recipients
+            stored = try store(sealed, as: name, progress: nil) {
+                // Not synced here: the store makes durable what it keeps.
+                if engine.writesPayloadInOrder {
+                    // Encrypted while the engine writes it, and sent while it is encrypted.
+                    let writing = SharedFlag(true)
+                    let sealing = Background {
+                        try GrowingFile.wait(for: plain, bytes: 0, while: writing)
+                        try Age.encrypt(input: plain, output: sealed, recipients: recipients, fsync: false, waitFor: { offset, count in
+                            try GrowingFile.wait(for: plain, bytes: offset + Int64(count), while: writing)
+                        })
                     }
-                    try FileSystem.remove(plain)
+                    do {
+                        draft = try make(url)
+                    } catch {
+                        writing.value = false
+                        _ = try? sealing.wait()
+                        throw error
+                    }
+                    progress.finish()
+                    writing.value = false
+                    try sealing.wait()
+                } else {
+                    draft = try make(url)
+                    progress.finish()
+                    let total = draft!.rawBytes
+                    try Age.encrypt(input: plain, output: sealed, recipients: recipients, fsync: false, progress: { done in
+                        progress.update(phase: "encrypt and store", done: done, total: total)
+                    })
                 }
-            } else {
-                stored = try store(plain, as: name, progress: progress) {}
+                try FileSystem.remove(plain)
             }
         }
         var manifest = draft!
@@ -443,9 +466,9 @@ public final class SnapshotStore {
         let plain = scratch.file(ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: false))
         do {
             // Scratch, read back by the engine and dropped: no fsync.
-            try Age.decrypt(input: fetched, output: plain, identities: identities, fsync: false) { done in
+            try Age.decrypt(input: fetched, output: plain, identities: identities, fsync: false, progress: { done in
                 progress.update(phase: "decrypt \(manifest.id)", done: done, total: manifest.storedBytes)
-            }
+            })
         } catch let error as MigsnapError {
             throw error.prefixed("Snapshot \(manifest.id)")
         }
@@ -456,13 +479,10 @@ public final class SnapshotStore {
 
     /// The snapshot's payload for an engine that can start on it while it arrives (see
     /// `DatabaseEngine.stageRestore(arriving:)`): hashed as it arrives, and checked against the
-    /// manifest's size and SHA-256 by `verify()`. An encrypted payload comes whole, checked and
-    /// decrypted, as from `localPayload`.
+    /// manifest's size and SHA-256 by `verify()`. An encrypted payload is decrypted as it arrives
+    /// and handed over whole (a blocked file's index is at the end of the plaintext).
     public func arrivingPayload(_ manifest: Manifest, scratch: ScratchSpace, progress: ProgressReporter = SilentProgress()) throws -> ArrivingPayload {
-        if manifest.encryption != nil {
-            let plain = try localPayload(manifest, scratch: scratch, progress: progress)
-            return ArrivingPayload(file: ArrivingFile(complete: plain.path, size: FileSystem.fileSize(plain.path) ?? 0)) {}
-        }
+        let identities = manifest.encryption == nil ? [] : try encryption.identities()
         let file: ArrivingFile
         do {
             file = try backend.fetchArriving(manifest.file, size: manifest.storedBytes, into: scratch)
@@ -471,7 +491,7 @@ public final class SnapshotStore {
         }
         let digest = file.sha256InBackground()
         let location = payloadLocation(manifest)
-        return ArrivingPayload(file: file) { [self] in
+        let check = {
             let sum: String
             do {
                 sum = try digest()
@@ -480,6 +500,19 @@ public final class SnapshotStore {
             }
             try Self.verifyChecksum(manifest, file: file.path, location: location, known: sum)
         }
+        guard manifest.encryption != nil else { return ArrivingPayload(file: file, check: check) }
+        let plain = scratch.file(ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: false))
+        do {
+            // Scratch, read back by the engine and dropped: no fsync.
+            try Age.decrypt(input: file.path, output: plain, identities: identities, fsync: false, waitFor: { offset, count in
+                try file.wait(offset: offset, length: Int64(count))
+            })
+        } catch let error as MigsnapError {
+            // A damaged or cut-off download is what to report, where it is the cause.
+            try check()
+            throw error.prefixed("Snapshot \(manifest.id)")
+        }
+        return ArrivingPayload(file: ArrivingFile(complete: plain, size: FileSystem.fileSize(plain) ?? 0), check: check)
     }
 
     /// Checks a local copy of a payload against the manifest's size and SHA-256.

@@ -34,12 +34,14 @@ public enum Age {
     /// Encrypts `input` into the new file `output` (created exclusively, mode 0600, fsynced unless
     /// `fsync` is false) for every recipient, front to back. `progress` receives the plaintext
     /// bytes read so far. On any failure the output file is removed.
+    /// `waitFor` is for an input still being written: see `AgeInputFile`.
     public static func encrypt(input: String, output: String, recipients: [AgeRecipient], fsync: Bool = true,
-                               progress: ((Int64) -> Void)? = nil) throws {
+                               progress: ((Int64) -> Void)? = nil,
+                               waitFor: ((_ offset: Int64, _ count: Int) throws -> Void)? = nil) throws {
         guard !recipients.isEmpty else {
             throw MigsnapError.invalidInput("No age recipient was given to encrypt \(input) to.")
         }
-        let source = try AgeInputFile(path: input)
+        let source = try AgeInputFile(path: input, waitFor: waitFor)
         let fileKey = SymmetricKey(size: .bits128)
         let stanzas = try recipients.map { try AgeX25519.wrap(fileKey: fileKey, to: $0) }
         let destination = try AgeOutputFile(creating: output)
@@ -66,8 +68,9 @@ public enum Age {
     /// the encrypted bytes read so far. On any failure the output file is removed: a damaged file yields no partial
     /// plaintext.
     public static func decrypt(input: String, output: String, identities: [AgeIdentity], fsync: Bool = true,
-                               progress: ((Int64) -> Void)? = nil) throws {
-        let source = try AgeInputFile(path: input)
+                               progress: ((Int64) -> Void)? = nil,
+                               waitFor: ((_ offset: Int64, _ count: Int) throws -> Void)? = nil) throws {
+        let source = try AgeInputFile(path: input, waitFor: waitFor)
         do {
             let header = try AgeHeader.read(from: source)
             let fileKey = try unwrapFileKey(header, identities: identities)

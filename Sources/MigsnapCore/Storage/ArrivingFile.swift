@@ -76,20 +76,8 @@ public final class ArrivingFile: @unchecked Sendable {
 extension ArrivingFile {
     /// The SHA-256 of the file, computed on another thread as its bytes arrive, front to back.
     func sha256InBackground() -> () throws -> String {
-        let result = Outcome()
-        let done = DispatchSemaphore(value: 0)
-        Thread { [self] in
-            defer { done.signal() }
-            result.value = Result { try sha256() }
-        }.start()
-        return {
-            done.wait()
-            return try result.value!.get()
-        }
-    }
-
-    private final class Outcome: @unchecked Sendable {
-        var value: Result<String, Error>?
+        let hashing = Background { [self] in try sha256() }
+        return { try hashing.wait() }
     }
 
     private func sha256() throws -> String {

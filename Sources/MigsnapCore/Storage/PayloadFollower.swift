@@ -18,8 +18,6 @@ final class PayloadFollower: @unchecked Sendable {
     private let ended = DispatchSemaphore(value: 0)
 
     private static let bufferSize = 1 << 20
-    /// How long to wait for the writer when every written byte is read (microseconds).
-    private static let idleWait: useconds_t = 2_000
 
     /// Starts following `path`, which the writer may not have created yet.
     init(path: String, upload: GrowingUpload) {
@@ -73,7 +71,7 @@ final class PayloadFollower: @unchecked Sendable {
                     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
                     if fd < 0 {
                         guard errno == ENOENT, !done else { throw FileSystem.osError("read \(path)") }
-                        usleep(Self.idleWait)
+                        usleep(GrowingFile.idleWait)
                         continue
                     }
                 }
@@ -84,7 +82,7 @@ final class PayloadFollower: @unchecked Sendable {
                 }
                 if n == 0 {
                     if done { break }
-                    usleep(Self.idleWait)
+                    usleep(GrowingFile.idleWait)
                     continue
                 }
                 hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
@@ -96,6 +94,25 @@ final class PayloadFollower: @unchecked Sendable {
             outcome = .failure(error)
         } catch {
             outcome = .failure(.failed("Storing \(path) failed: \(error)"))
+        }
+    }
+}
+
+/// Waiting on a file that a writer on another thread is still appending to.
+enum GrowingFile {
+    /// How long to wait for the writer when it is behind (microseconds).
+    static let idleWait: useconds_t = 2_000
+
+    /// Blocks until `path` exists and holds at least `bytes` bytes, or `writing` turns false (the
+    /// file is then as complete as it will be); a file that never appeared is an error.
+    static func wait(for path: String, bytes: Int64, while writing: SharedFlag) throws {
+        while true {
+            let stillWriting = writing.value
+            if let size = FileSystem.fileSize(path), size >= bytes || !stillWriting { return }
+            if !stillWriting {
+                throw MigsnapError.failed("\(path) was never written.")
+            }
+            usleep(idleWait)
         }
     }
 }
