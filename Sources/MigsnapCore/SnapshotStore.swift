@@ -302,7 +302,7 @@ public final class SnapshotStore {
         try backend.makeScratch()
     }
 
-    /// Stores a new payload while `write` makes it in `scratch`, then writes the manifest, last.
+    /// Stores a new payload while `make` writes it in `scratch`, then writes the manifest, last.
     /// `make` gets the file to create and returns the draft manifest. Where the engine writes its
     /// payload front to back and the store keeps it as written, it is hashed and sent while it is
     /// written (encrypted on the way, where the store encrypts). On any failure nothing is listed.
@@ -481,7 +481,7 @@ public final class SnapshotStore {
     /// `DatabaseEngine.stageRestore(arriving:)`): hashed as it arrives, and checked against the
     /// manifest's size and SHA-256 by `verify()`. An encrypted payload is decrypted as it arrives
     /// and handed over whole (a blocked file's index is at the end of the plaintext).
-    public func arrivingPayload(_ manifest: Manifest, scratch: ScratchSpace, progress: ProgressReporter = SilentProgress()) throws -> ArrivingPayload {
+    public func arrivingPayload(_ manifest: Manifest, scratch: ScratchSpace) throws -> ArrivingPayload {
         let identities = manifest.encryption == nil ? [] : try encryption.identities()
         let file: ArrivingFile
         do {

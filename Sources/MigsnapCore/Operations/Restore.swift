@@ -88,7 +88,7 @@ public struct RestoreOperation {
         let scratch = try store.makeScratch()
         // Staging starts while the payload arrives; nothing is swapped in unless its bytes are the
         // manifest's, whatever the engine checked.
-        let payload = try store.arrivingPayload(manifest, scratch: scratch, progress: progress)
+        let payload = try store.arrivingPayload(manifest, scratch: scratch)
         let staged: StagedRestore
         do {
             staged = try engine.stageRestore(arriving: payload, versionTable: versionTable, progress: progress)
