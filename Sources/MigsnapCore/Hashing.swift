@@ -11,6 +11,19 @@ public enum Hashing {
         return try sha256(of: handle, path: path, progress: progress)
     }
 
+    /// The SHA-256 of a file opened now, computed on another thread beside the work that follows,
+    /// reading through the handle even if the file is renamed meanwhile.
+    public static func sha256InBackground(ofFile path: String) throws -> () throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw MigsnapError.failed("Cannot read \(path).")
+        }
+        let hashing = Background {
+            defer { try? handle.close() }
+            return try sha256(of: handle, path: path, progress: nil)
+        }
+        return { try hashing.wait() }
+    }
+
     private static func sha256(of handle: FileHandle, path: String, progress: ((Int64) -> Void)?) throws -> String {
         var hasher = SHA256()
         var done: Int64 = 0
