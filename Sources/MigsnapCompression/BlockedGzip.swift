@@ -275,12 +275,13 @@ extension Gzip {
     /// The uncompressed size of one block of a blocked gzip file.
     public static let blockSize = BlockedFormat.defaultBlockSize
 
-    /// Compresses `source` into a new blocked gzip file `destination` (0600, fsynced) on `threads`
-    /// threads: one gzip member per `blockSize` bytes, then the index. The output is the same
-    /// bytes whatever the number of threads. Memory stays within a few blocks per thread.
+    /// Compresses `source` into a new blocked gzip file `destination` (0600; fsynced unless
+    /// `fsync` is false) on `threads` threads: one gzip member per `blockSize` bytes, then the
+    /// index, written front to back. The output is the same bytes whatever the number of threads.
+    /// Memory stays within a few blocks per thread.
     public static func compressBlocked(
         file source: String, to destination: String, threads: Int = Parallelism.cores, level: Int32 = 6,
-        blockSize: Int = Gzip.blockSize, progress: ((Int64) -> Void)? = nil
+        blockSize: Int = Gzip.blockSize, fsync: Bool = true, progress: ((Int64) -> Void)? = nil
     ) throws -> (rawBytes: Int64, storedBytes: Int64) {
         precondition(BlockedFormat.blockSizes.contains(blockSize), "block size out of range")
         let input = try FileDescriptor(reading: source)
@@ -332,7 +333,7 @@ extension Gzip {
         }
         let trailer = BlockedFormat.trailer(entries: entries, blockSize: blockSize, rawBytes: raw, indexOffset: stored)
         try trailer.withUnsafeBytes { try output.writeAll($0) }
-        try output.close()
+        try output.close(sync: fsync)
         completed = true
         return (raw, Int64(stored) + Int64(trailer.count))
     }
@@ -439,6 +440,7 @@ extension Gzip {
 
 extension FileDescriptor {
     func size() throws -> Int64 {
+        if let arriving { return arriving.size }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw GzipError.os("reading", path) }
         return Int64(info.st_size)
@@ -446,6 +448,7 @@ extension FileDescriptor {
 
     /// Fills `buffer` from `offset`; a file that ends first is truncated.
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws {
+        try arriving?.wait(offset, Int64(buffer.count))
         var done = 0
         while done < buffer.count {
             let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))

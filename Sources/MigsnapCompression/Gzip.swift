@@ -36,11 +36,25 @@ private func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count
 private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int { write(fd, buffer, count) }
 private func systemClose(_ fd: Int32) -> Int32 { close(fd) }
 
+/// A file that is still arriving (a download): its final size, and a wait that returns once
+/// `length` bytes from `offset` are in it, or throws when they never will be.
+public struct ArrivingInput {
+    public var size: Int64
+    public var wait: (_ offset: Int64, _ length: Int64) throws -> Void
+
+    public init(size: Int64, wait: @escaping (_ offset: Int64, _ length: Int64) throws -> Void) {
+        self.size = size
+        self.wait = wait
+    }
+}
+
 /// One open file descriptor, closed exactly once.
 final class FileDescriptor {
     let fd: Int32
     let path: String
     private var isOpen = true
+    /// Set for a file that is still arriving: positioned reads wait for their bytes.
+    var arriving: ArrivingInput?
 
     /// Opens an existing file for reading.
     init(reading path: String) throws {
@@ -304,14 +318,18 @@ public enum Gzip {
     /// is for scratch output that is read back and thrown away, where durability only costs time.
     /// A blocked file (see BlockedGzip.swift) is inflated on `threads` threads by its index, each
     /// block checked; any other gzip file is read as one stream, as before.
+    /// With `arriving`, `source` may still be arriving: a blocked file is inflated as its blocks
+    /// come (its index, at the end, must be there first), any other after all of it came.
     public static func decompress(
         file source: String, to destination: String, fsync: Bool = true, threads: Int = Parallelism.cores,
-        progress: ((Int64) -> Void)? = nil
+        arriving: ArrivingInput? = nil, progress: ((Int64) -> Void)? = nil
     ) throws -> Int64 {
         let input = try FileDescriptor(reading: source)
+        input.arriving = arriving
         if let layout = try BlockedFormat.layout(of: input) {
             return try decompressBlocked(input, layout, to: destination, fsync: fsync, threads: threads, progress: progress)
         }
+        try arriving?.wait(0, arriving!.size)
         let reader = try GzipReader(path: source)
         let output = try FileDescriptor(creating: destination)
         var completed = false

@@ -181,6 +181,11 @@ public protocol DatabaseEngine: AnyObject {
     /// `.server`: drops this database's hot copies other than those of `ids` (debris of killed runs).
     func dropServerHotCopies(except ids: Set<String>) throws
 
+    /// As `stageRestore(payload:)`, from a payload that may still be arriving (a download): the
+    /// engine reads only bytes that `payload.file.wait` let through, and calls `payload.verify()`
+    /// before it relies on what it staged. The default waits for all of it, then stages.
+    func stageRestore(arriving payload: ArrivingPayload, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore
+
     /// Runs `body` holding the database's own lock where the engine has one (PostgreSQL's session
     /// advisory lock, so that two runs with different stores cannot change one database at once);
     /// waits up to `wait` seconds, then refuses naming the holder.
@@ -221,6 +226,11 @@ public protocol StagedRestore: AnyObject {
 }
 
 extension DatabaseEngine {
+    public func stageRestore(arriving payload: ArrivingPayload, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore {
+        try payload.verify()
+        return try stageRestore(payload: payload.url, versionTable: versionTable, progress: progress)
+    }
+
     public func rowCountsForPlan() throws -> (counts: [String: Int64], unknown: [String: String]) {
         (try rowCounts(), [:])
     }

@@ -11,29 +11,17 @@ public enum Hashing {
         return try sha256(of: handle, path: path, progress: progress)
     }
 
-    /// The SHA-256 of a file opened earlier, on another thread: it runs beside the work that
-    /// follows (an upload), and reads through the handle even if the file is renamed meanwhile.
+    /// The SHA-256 of a file opened now, computed on another thread beside the work that follows,
+    /// reading through the handle even if the file is renamed meanwhile.
     public static func sha256InBackground(ofFile path: String) throws -> () throws -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw MigsnapError.failed("Cannot read \(path).")
         }
-        let result = BackgroundResult()
-        let done = DispatchSemaphore(value: 0)
-        Thread {
-            defer {
-                try? handle.close()
-                done.signal()
-            }
-            result.value = Result { try sha256(of: handle, path: path, progress: nil) }
-        }.start()
-        return {
-            done.wait()
-            return try result.value!.get()
+        let hashing = Background {
+            defer { try? handle.close() }
+            return try sha256(of: handle, path: path, progress: nil)
         }
-    }
-
-    private final class BackgroundResult: @unchecked Sendable {
-        var value: Result<String, Error>?
+        return { try hashing.wait() }
     }
 
     private static func sha256(of handle: FileHandle, path: String, progress: ((Int64) -> Void)?) throws -> String {
@@ -58,7 +46,7 @@ public enum Hashing {
         hex(SHA256.hash(data: data))
     }
 
-    private static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
         digest.map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -166,13 +166,18 @@ extension SnapshotStore {
             log("Restoring snapshot \(manifest.id) via its hot copy (the clone on the server; a rename swap).")
             return StagedFromStore(staged: staged, hotRefused: false, hotConsumed: true)
         }
-        let payload = try localPayload(manifest, scratch: scratch, progress: progress)
+        // Staging starts while the payload arrives; nothing is swapped in unless its bytes are the
+        // manifest's, whatever the engine checked.
+        let payload = try arrivingPayload(manifest, scratch: scratch)
+        let staged: StagedRestore
         do {
-            return StagedFromStore(staged: try engine.stageRestore(payload: payload, versionTable: versionTable, progress: progress),
-                                   hotRefused: refused, hotConsumed: false)
+            staged = try engine.stageRestore(arriving: payload, versionTable: versionTable, progress: progress)
         } catch let error as MigsnapError {
+            try payload.verify()
             throw error.prefixed("Snapshot \(manifest.id)")
         }
+        try payload.verify()
+        return StagedFromStore(staged: staged, hotRefused: refused, hotConsumed: false)
     }
 }
 

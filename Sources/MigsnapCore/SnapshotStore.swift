@@ -313,40 +313,93 @@ public final class SnapshotStore {
         try backend.makeScratch()
     }
 
-    /// Commits a payload an engine wrote in `scratch`: encrypts it when the store has recipients,
-    /// checksums and stores it, then writes the manifest, last.
-    public func commit(payload file: String, manifest draft: Manifest, scratch: ScratchSpace,
-                       progress: ProgressReporter = SilentProgress()) throws -> Manifest {
-        var manifest = draft
-        var stored = file
-        if !encryption.recipients.isEmpty {
-            stored = file + ".age"
-            try Age.encrypt(input: file, output: stored, recipients: encryption.recipients) { done in
-                progress.update(phase: "encrypt", done: done, total: manifest.rawBytes)
+    /// Stores a new payload while `make` writes it in `scratch`, then writes the manifest, last.
+    /// `make` gets the file to create and returns the draft manifest. Where the engine writes its
+    /// payload front to back and the store keeps it as written, it is hashed and sent while it is
+    /// written (encrypted on the way, where the store encrypts). On any failure nothing is listed.
+    public func commit(id: String, engine: EngineKind, scratch: ScratchSpace, progress: ProgressReporter = SilentProgress(),
+                       writing make: (URL) throws -> Manifest) throws -> Manifest {
+        let plain = scratch.file(ObjectName.payload(id: id, engine: engine, encrypted: false))
+        let encrypted = !encryption.recipients.isEmpty
+        let name = ObjectName.payload(id: id, engine: engine, encrypted: encrypted)
+        try noteChange(ObjectName.manifest(id: id), nil)
+        var draft: Manifest?
+        let stored: (size: Int64, sha256: String)
+        let url = URL(fileURLWithPath: plain)
+        if !encrypted && engine.writesPayloadInOrder {
+            // The engine's progress is the one shown: the upload keeps pace with it.
+            stored = try store(plain, as: name, progress: nil) {
+                draft = try make(url)
+                progress.finish()
             }
+        } else if !encrypted {
+            draft = try make(url)
             progress.finish()
-            try FileSystem.remove(file)
+            stored = try store(plain, as: name, progress: progress) {}
+        } else {
+            let sealed = plain + ".age"
+            let recipients = encryption.recipients
+            stored = try store(sealed, as: name, progress: nil) {
+                // Not synced here: the store makes durable what it keeps.
+                if engine.writesPayloadInOrder {
+                    // Encrypted while the engine writes it, and sent while it is encrypted.
+                    let writing = SharedFlag(true)
+                    let sealing = Background {
+                        try GrowingFile.wait(for: plain, bytes: 0, while: writing)
+                        try Age.encrypt(input: plain, output: sealed, recipients: recipients, fsync: false, waitFor: { offset, count in
+                            try GrowingFile.wait(for: plain, bytes: offset + Int64(count), while: writing)
+                        })
+                    }
+                    do {
+                        draft = try make(url)
+                    } catch {
+                        writing.value = false
+                        _ = try? sealing.wait()
+                        throw error
+                    }
+                    progress.finish()
+                    writing.value = false
+                    try sealing.wait()
+                } else {
+                    draft = try make(url)
+                    progress.finish()
+                    let total = draft!.rawBytes
+                    try Age.encrypt(input: plain, output: sealed, recipients: recipients, fsync: false, progress: { done in
+                        progress.update(phase: "encrypt and store", done: done, total: total)
+                    })
+                }
+                try FileSystem.remove(plain)
+            }
+        }
+        var manifest = draft!
+        if encrypted {
             manifest.encryption = PayloadEncryption(format: PayloadEncryption.ageV1, recipients: encryption.recipients.map(\.text))
         }
-        manifest.file = ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: manifest.encryption != nil)
-        manifest.storedBytes = FileSystem.fileSize(stored) ?? 0
-        // The checksum is computed beside the upload, from a handle opened before the upload may
-        // move the file; the manifest that needs it is written after both.
-        let checksum = try Hashing.sha256InBackground(ofFile: stored)
-        try noteChange(ObjectName.manifest(id: manifest.id), nil)
-        let total = manifest.storedBytes
-        do {
-            try backend.upload(file: stored, as: manifest.file) { done in
-                progress.update(phase: "store", done: done, total: total)
-            }
-        } catch {
-            _ = try? checksum()
-            throw error
-        }
-        manifest.sha256 = try checksum()
-        progress.finish()
+        manifest.file = name
+        manifest.storedBytes = stored.size
+        manifest.sha256 = stored.sha256
         try write(manifest)
         return manifest
+    }
+
+    /// Stores `file` as `name` while `write` appends to it (an empty `write`: the file is complete),
+    /// hashing every byte once on the way. Returns the size and SHA-256 of what was stored.
+    private func store(_ file: String, as name: String, progress: ProgressReporter?,
+                       while write: () throws -> Void) throws -> (size: Int64, sha256: String) {
+        let total = FileSystem.fileSize(file)
+        let upload = try backend.beginUpload(growing: file, as: name, progress: progress.map { progress in
+            { done in progress.update(phase: "store", done: done, total: total) }
+        })
+        let follower = PayloadFollower(path: file, upload: upload)
+        do {
+            try write()
+        } catch {
+            follower.abort()
+            throw error
+        }
+        let stored = try follower.finish()
+        progress?.finish()
+        return stored
     }
 
     /// Commits a payload that is already in its stored form (an encrypted payload being copied):
@@ -426,15 +479,54 @@ public final class SnapshotStore {
         let identities = try encryption.identities()
         let plain = scratch.file(ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: false))
         do {
-            try Age.decrypt(input: fetched, output: plain, identities: identities) { done in
+            // Scratch, read back by the engine and dropped: no fsync.
+            try Age.decrypt(input: fetched, output: plain, identities: identities, fsync: false, progress: { done in
                 progress.update(phase: "decrypt \(manifest.id)", done: done, total: manifest.storedBytes)
-            }
+            })
         } catch let error as MigsnapError {
             throw error.prefixed("Snapshot \(manifest.id)")
         }
         progress.finish()
         try? FileSystem.remove(fetched)
         return URL(fileURLWithPath: plain)
+    }
+
+    /// The snapshot's payload for an engine that can start on it while it arrives (see
+    /// `DatabaseEngine.stageRestore(arriving:)`): hashed as it arrives, and checked against the
+    /// manifest's size and SHA-256 by `verify()`. An encrypted payload is decrypted as it arrives
+    /// and handed over whole (a blocked file's index is at the end of the plaintext).
+    public func arrivingPayload(_ manifest: Manifest, scratch: ScratchSpace) throws -> ArrivingPayload {
+        let identities = manifest.encryption == nil ? [] : try encryption.identities()
+        let file: ArrivingFile
+        do {
+            file = try backend.fetchArriving(manifest.file, size: manifest.storedBytes, into: scratch)
+        } catch let error as MigsnapError {
+            throw error.prefixed("Snapshot \(manifest.id)")
+        }
+        let digest = file.sha256InBackground()
+        let location = payloadLocation(manifest)
+        let check = {
+            let sum: String
+            do {
+                sum = try digest()
+            } catch let error as MigsnapError {
+                throw error.prefixed("Snapshot \(manifest.id)")
+            }
+            try Self.verifyChecksum(manifest, file: file.path, location: location, known: sum)
+        }
+        guard manifest.encryption != nil else { return ArrivingPayload(file: file, check: check) }
+        let plain = scratch.file(ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: false))
+        do {
+            // Scratch, read back by the engine and dropped: no fsync.
+            try Age.decrypt(input: file.path, output: plain, identities: identities, fsync: false, waitFor: { offset, count in
+                try file.wait(offset: offset, length: Int64(count))
+            })
+        } catch let error as MigsnapError {
+            // A damaged or cut-off download is what to report, where it is the cause.
+            try check()
+            throw error.prefixed("Snapshot \(manifest.id)")
+        }
+        return ArrivingPayload(file: ArrivingFile(complete: plain, size: FileSystem.fileSize(plain) ?? 0), check: check)
     }
 
     /// Checks a local copy of a payload against the manifest's size and SHA-256.

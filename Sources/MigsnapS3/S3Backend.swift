@@ -13,7 +13,8 @@ public final class S3Backend: StoreBackend {
     /// A thousand keys per request: listings rely on the store's index instead.
     public var listingIsCheap: Bool { false }
 
-    /// Files larger than one part go up as multipart uploads, `partConcurrency` parts at a time.
+    /// Files larger than one part go up as multipart uploads, `partConcurrency` parts at a time,
+    /// sent while the file is still being written (`beginUpload`).
     let partSize: Int64
     let partConcurrency: Int
     let lease: S3LeaseTiming
@@ -47,8 +48,16 @@ public final class S3Backend: StoreBackend {
 
     // MARK: StoreBackend
 
+    /// Once the marker is seen, this run does not ask again: every command checks several times,
+    /// and each check is a round trip. migsnap never removes a store's marker.
+    private let markerLock = NSLock()
+    private var markerSeen = false
+
     public func isInitialized() throws -> Bool {
-        try client.getObject(bucket: s3.bucket, key: s3.key(Self.markerName)) != nil
+        if markerLock.withLock({ markerSeen }) { return true }
+        let seen = try client.getObject(bucket: s3.bucket, key: s3.key(Self.markerName)) != nil
+        if seen { markerLock.withLock { markerSeen = true } }
+        return seen
     }
 
     public func initialize() throws {
@@ -61,6 +70,7 @@ public final class S3Backend: StoreBackend {
         let marker = Data("{\"migsnap_store\": 1, \"created_at\": \"\(RFC3339.string(from: Date()))\"}\n".utf8)
         // Created only if absent: a concurrent first run's marker is as good as ours.
         try client.putObject(bucket: s3.bucket, key: s3.key(Self.markerName), data: marker, ifNoneMatch: true)
+        markerLock.withLock { markerSeen = true }
     }
 
     public func list() throws -> [StoredObject] {
@@ -83,14 +93,14 @@ public final class S3Backend: StoreBackend {
     }
 
     public func upload(file path: String, as name: String, progress: ((Int64) -> Void)?) throws {
-        try ObjectName.check(name)
         guard let size = FileSystem.fileSize(path) else { throw FileSystem.osError("read \(path)") }
-        if size <= partSize {
-            try client.putObject(bucket: s3.bucket, key: s3.key(name), file: path, progress: progress)
-        } else {
-            try S3MultipartUpload(client: client, bucket: s3.bucket, key: s3.key(name), file: path, size: size,
-                                  partSize: partSize, concurrency: partConcurrency).run(progress: progress)
-        }
+        try beginUpload(growing: path, as: name, progress: progress).finish(size: size)
+    }
+
+    public func beginUpload(growing path: String, as name: String, progress: ((Int64) -> Void)?) throws -> GrowingUpload {
+        try ObjectName.check(name)
+        return S3MultipartUpload(client: client, bucket: s3.bucket, key: s3.key(name), file: path, partSize: partSize,
+                                 concurrency: partConcurrency, progress: progress)
     }
 
     public func fetch(_ name: String, into scratch: ScratchSpace, progress: ((Int64) -> Void)?) throws -> FetchedObject {
@@ -106,6 +116,47 @@ public final class S3Backend: StoreBackend {
             close(fd)
         }
         return FetchedObject(path: path, sha256: sha256)
+    }
+
+    /// The end of an object that arrives first: blocked gzip's index of a 40 GiB database fits.
+    static let arrivingTail: Int64 = 1 << 20
+
+    public func fetchArriving(_ name: String, size: Int64, into scratch: ScratchSpace) throws -> ArrivingFile {
+        try ObjectName.check(name)
+        // A small object gains nothing from arriving in two pieces.
+        guard size > 4 * Self.arrivingTail else {
+            let fetched = try fetch(name, into: scratch, progress: nil)
+            return ArrivingFile(complete: fetched.path, size: FileSystem.fileSize(fetched.path) ?? 0)
+        }
+        let path = scratch.file(name)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw FileSystem.osError("create \(path)") }
+        close(fd)
+        let file = ArrivingFile(path: path, size: size)
+        let tail = size - Self.arrivingTail
+        let (client, bucket, key, location) = (client, s3.bucket, s3.key(name), location)
+        Thread {
+            do {
+                func get(_ offset: Int64, _ length: Int64, progress: ((Int64) -> Void)?) throws {
+                    guard let got = try client.download(bucket: bucket, key: key, offset: offset, length: length, into: path, progress: progress) else {
+                        throw MigsnapError.verificationFailed("The store object \(name) is missing from \(location).")
+                    }
+                    guard got.objectSize == size, got.count == length else {
+                        throw MigsnapError.verificationFailed(
+                            "The store object \(name) is \(got.objectSize) bytes, the manifest says \(size) (truncated or replaced).")
+                    }
+                }
+                try get(tail, size - tail, progress: nil)
+                file.arrived(back: tail)
+                try get(0, tail) { done in file.arrived(front: done) }
+                file.arrived(front: tail)
+            } catch let error as MigsnapError {
+                file.failed(error)
+            } catch {
+                file.failed(.failed("Fetching \(name) from \(location) failed: \(error)"))
+            }
+        }.start()
+        return file
     }
 
     public func readRange(_ name: String, offset: Int64, length: Int64) throws -> Data {

@@ -26,6 +26,8 @@ public struct S3Reply: Sendable {
     /// The server's clock when it answered (the `Date` header).
     public var serverDate: Date?
     public var lastModified: Date?
+    /// A ranged answer's `Content-Range`.
+    public var contentRange: String?
     /// With a file sink: the SHA-256 of the bytes written to the file, computed as they arrived.
     public var sinkSHA256: String? = nil
 }
@@ -86,6 +88,22 @@ public final class S3Client: @unchecked Sendable {
         guard reply.status != 404 else { return nil }
         // An empty object writes nothing; its digest is that of no bytes all the same.
         return reply.sinkSHA256 ?? Hashing.sha256(of: Data())
+    }
+
+    /// Writes bytes `offset..<offset+length` of the object to the same place in `file`, leaving the
+    /// rest of the file alone. Returns how many bytes came and the object's whole size, nil when
+    /// there is no such key.
+    func download(bucket: String, key: String, offset: Int64, length: Int64, into file: String,
+                  progress: ((Int64) -> Void)? = nil) throws -> (count: Int64, objectSize: Int64)? {
+        let reply = try send(S3Request(method: "GET", bucket: bucket, key: key, headers: [("Range", "bytes=\(offset)-\(offset + length - 1)")]),
+                             sink: .region(file, offset: offset), progress: progress, missingKeyIsNil: true)
+        guard reply.status != 404 else { return nil }
+        // "bytes FIRST-LAST/SIZE"; a server that ignored the range would have written the whole object at `offset`.
+        guard reply.status == 206, let range = reply.contentRange, let total = range.split(separator: "/").last.flatMap({ Int64($0) }),
+              let count = reply.contentLength else {
+            throw MigsnapError.failed("The S3 service at \(configuration.endpoint) did not answer a ranged GET of s3://\(bucket)/\(key) with the range.")
+        }
+        return (count, total)
     }
 
     /// `length` bytes from `offset`, fewer at the end, none past it; nil when there is no such key.
@@ -252,6 +270,7 @@ public final class S3Client: @unchecked Sendable {
                                 contentLength: response.headers["content-length"].flatMap { Int64($0) },
                                 serverDate: response.headers["date"].flatMap(S3Time.http),
                                 lastModified: response.headers["last-modified"].flatMap(S3Time.http),
+                                contentRange: response.headers["content-range"],
                                 sinkSHA256: response.sinkSHA256)
             if (200..<300).contains(response.status) { return reply }
             if response.status == 404 && missingKeyIsNil {

@@ -100,7 +100,9 @@ public final class SQLiteEngine: DatabaseEngine {
         // page 1 at every step, so blocks cannot be compressed while pages still arrive.
         let size = FileSystem.fileSize(copy)
         do {
-            let sizes = try Gzip.compressBlocked(file: copy, to: payload.path, threads: threads) { done in
+            // The store makes durable what it keeps (a directory store fsyncs before its rename; a
+            // bucket keeps no local copy), so the scratch payload is not synced here.
+            let sizes = try Gzip.compressBlocked(file: copy, to: payload.path, threads: threads, fsync: false) { done in
                 progress.update(phase: "compressing", done: done, total: size)
             }
             if let hotImage {
@@ -136,12 +138,21 @@ public final class SQLiteEngine: DatabaseEngine {
     }
 
     public func stageRestore(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore {
+        try stage(payload, arriving: nil, versionTable: versionTable, progress: progress)
+    }
+
+    /// Inflates the payload's blocks into the staging file as they arrive.
+    public func stageRestore(arriving payload: ArrivingPayload, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore {
+        try stage(payload.url, arriving: payload, versionTable: versionTable, progress: progress)
+    }
+
+    private func stage(_ payload: URL, arriving: ArrivingPayload?, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore {
         defer { progress.finish() }
         try Self.checkSchema(versionTable)
         let staging = Self.stagingPath(besideDatabase: path)
         do {
             // Everything about the payload is checked before the live database is opened.
-            let image = try Self.verifiedImage(of: payload, at: staging, threads: threads, progress: progress)
+            let image = try Self.verifiedImage(of: payload, at: staging, threads: threads, arriving: arriving, progress: progress)
             let content = try Self.onImage(payload) {
                 PayloadContent(revisions: try Self.revisions(in: image, versionTable), rowCounts: try Self.rowCounts(in: image))
             }
@@ -313,13 +324,22 @@ public final class SQLiteEngine: DatabaseEngine {
     /// Decompresses `payload` to `imagePath` and opens it after SQLite's integrity check passed.
     /// A blocked payload is inflated straight into `imagePath` on `threads` threads, every block's
     /// CRC checked; an old single-stream payload is read as one stream.
-    static func verifiedImage(of payload: URL, at imagePath: String, threads: Int, progress: ProgressReporter) throws -> Connection {
+    /// With `arriving`, the payload may still be arriving: its bytes are checked against the
+    /// manifest before the image is opened, and a damaged block is reported as the checksum
+    /// mismatch it then is.
+    static func verifiedImage(of payload: URL, at imagePath: String, threads: Int, arriving: ArrivingPayload? = nil,
+                              progress: ProgressReporter) throws -> Connection {
         do {
+            let input = arriving.map { arriving in
+                ArrivingInput(size: arriving.file.size) { offset, length in try arriving.file.wait(offset: offset, length: length) }
+            }
             // Scratch until proven sound; moveIntoPlace fsyncs it if it becomes the database.
-            _ = try Gzip.decompress(file: payload.path, to: imagePath, fsync: false, threads: threads) { done in
+            _ = try Gzip.decompress(file: payload.path, to: imagePath, fsync: false, threads: threads, arriving: input) { done in
                 progress.update(phase: "decompressing", done: done, total: nil)
             }
+            try arriving?.verify()
         } catch let error as GzipError {
+            try arriving?.verify()
             switch error.kind {
             case .corrupt:
                 throw MigsnapError.verificationFailed("the snapshot \(payload.lastPathComponent) is damaged: \(error.description)")

@@ -20,6 +20,15 @@ final class Bucket {
 
     func store(_ prefix: String = "shop") -> String { "s3://\(name)/\(prefix)" }
 
+    /// Flips one byte of snapshot `id`'s payload in place, `fraction` of the way into it.
+    func flipByte(ofPayload id: String, at fraction: Double, prefix: String = "shop") throws {
+        let name = try #require(try names(prefix).first { $0.hasPrefix(id) && $0.hasSuffix(".gz") })
+        let client = try S3Client(configuration: S3Configuration.fromEnvironment(environment))
+        var bytes = try #require(try client.getObject(bucket: self.name, key: "\(prefix)/" + name)?.body)
+        bytes[Int(Double(bytes.count) * fraction)] ^= 0x20
+        _ = try client.putObject(bucket: self.name, key: "\(prefix)/" + name, data: bytes)
+    }
+
     /// The object names under a prefix, as a person listing the bucket would see them.
     func names(_ prefix: String = "shop") throws -> [String] {
         try S3Backend(url: store(prefix), environment: environment).list().map(\.name)
@@ -127,11 +136,7 @@ struct S3EndToEndTests {
         p.useStore(in: bucket)
         let (id, after) = try p.snapshotThenMigrate()
         // Someone with write access to the bucket replaces the payload by one of the same size.
-        let name = try #require(try bucket.names().first { $0.hasPrefix(id) && $0.hasSuffix(".gz") })
-        let client = try S3Client(configuration: S3Configuration.fromEnvironment(bucket.environment))
-        var bytes = try #require(try client.getObject(bucket: bucket.name, key: "shop/" + name)?.body)
-        bytes[bytes.count / 2] ^= 0x20
-        _ = try client.putObject(bucket: bucket.name, key: "shop/" + name, data: bytes)
+        try bucket.flipByte(ofPayload: id, at: 1.0 / 2)
         let r = try p.migsnap("restore", id, "--yes")
         #expect(r.status == 3 && r.stderr.contains("checksum"), "\(r.output)")
         #expect(try p.dump() == after)
@@ -212,6 +217,35 @@ struct S3MidTransferTests {
         // run is refused with the holder and the expiry named, never raced.
         let next = try p.migsnap("snapshot")
         #expect(next.status == 4 && next.stderr.contains("expires"), "\(next.output)")
+    }
+
+    @Test func aLargePayloadChangedInTheBucketIsCaughtWhileItArrives() throws {
+        let bucket = try Bucket()
+        let p = try bigProject(bucket)
+        let (id, after) = try p.snapshotThenMigrate()
+        // One flipped byte in a block the restore inflates while the rest is still arriving.
+        try bucket.flipByte(ofPayload: id, at: 1.0 / 3)
+        let r = try p.migsnap("restore", id, "--yes")
+        #expect(r.status == 3 && r.stderr.contains("checksum"), "\(r.output)")
+        #expect(try p.dump() == after, "the database is untouched")
+        #expect(try p.manifests().count == 1, "no safety snapshot was made")
+    }
+
+    @Test func aLargeEncryptedSnapshotGoesUpAndComesBackWhileItIsMade() throws {
+        let bucket = try Bucket()
+        let p = try bigProject(bucket)
+        let key = p.dir + "/key.txt"
+        try #require(try run("/usr/bin/age-keygen", ["-o", key], in: p.dir).status == 0, "age-keygen (scripts/test installs age)")
+        p.environment["MIGSNAP_AGE_RECIPIENT"] = try run("/usr/bin/age-keygen", ["-y", key], in: p.dir).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        p.environment["MIGSNAP_AGE_IDENTITY"] = key
+        let before = try p.dump()
+        let (id, after) = try p.snapshotThenMigrate()
+        #expect(before != after)
+        #expect(try bucket.names().contains("\(id).sqlite.gz.age"))
+        try p.ok("restore", id, "--yes", "--no-safety-snapshot")
+        #expect(try p.dump() == before)
+        try p.ok("verify", id)
     }
 
     @Test func aDownloadCutOffLeavesTheDatabaseAlone() throws {

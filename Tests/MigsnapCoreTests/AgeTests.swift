@@ -41,6 +41,34 @@ struct AgeTests {
         }
     }
 
+    @Test func encryptsAFileWhileItIsStillBeingWritten() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let plaintext = Data(Self.randomBytes(3 * 65536 + 4321, seed: 7))
+        let identity = AgeIdentity.generate()
+        let writing = SharedFlag(true)
+        _ = FileManager.default.createFile(atPath: dir.sub("growing"), contents: nil)
+        // The writer appends in uneven pieces, pausing, while the encryption follows it.
+        let writer = Background {
+            let handle = try #require(FileHandle(forWritingAtPath: dir.sub("growing")))
+            var offset = 0
+            for piece in [1000, 70000, 65536, 3, 60000] + [plaintext.count] {
+                let end = min(plaintext.count, offset + piece)
+                try handle.write(contentsOf: plaintext[offset..<end])
+                offset = end
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            try handle.close()
+            writing.value = false
+        }
+        try Age.encrypt(input: dir.sub("growing"), output: dir.sub("sealed"), recipients: [identity.recipient], waitFor: { offset, count in
+            try GrowingFile.wait(for: dir.sub("growing"), bytes: offset + Int64(count), while: writing)
+        })
+        try writer.wait()
+        try Age.decrypt(input: dir.sub("sealed"), output: dir.sub("opened"), identities: [identity])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir.sub("opened"))) == plaintext)
+    }
+
     @Test func refusesToOverwriteAnExistingOutput() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

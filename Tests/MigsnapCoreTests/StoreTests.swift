@@ -10,10 +10,10 @@ struct StoreTests {
     }
 
     func commit(_ store: SnapshotStore, _ m: Manifest, payload: String = "data") throws -> Manifest {
-        let scratch = try store.makeScratch()
-        let temp = scratch.file(m.file)
-        try payload.write(toFile: temp, atomically: false, encoding: .utf8)
-        return try store.commit(payload: temp, manifest: m, scratch: scratch)
+        try store.commit(id: m.id, engine: m.engine, scratch: try store.makeScratch()) { file in
+            try payload.write(to: file, atomically: false, encoding: .utf8)
+            return m
+        }
     }
 
     func file(_ store: SnapshotStore, _ name: String) -> String {

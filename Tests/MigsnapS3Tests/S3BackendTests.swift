@@ -73,6 +73,79 @@ import Testing
             == FileHandle(forReadingAtPath: file).map { h in try h.seek(toOffset: UInt64(8 << 20) - 3); return try h.read(upToCount: 6) ?? Data() })
     }
 
+    /// Appends `count` bytes of `source` from `offset` to the end of `file`.
+    func append(_ source: Data, _ range: Range<Int>, to file: String) throws {
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: source[range])
+        try handle.close()
+    }
+
+    @Test func aGrowingFileGoesUpInPartsBeforeItIsFinished() throws {
+        let backend = try TestServer.backend(partSize: 5 << 20)
+        try backend.initialize()
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: TestServer.randomFile(size: 13 << 20 | 999)))
+        let scratch = try backend.makeScratch()
+        let file = scratch.file("growing")
+        _ = FileManager.default.createFile(atPath: file, contents: nil)
+        let upload = try backend.beginUpload(growing: file, as: "grown.sqlite.gz", progress: nil)
+        try append(bytes, 0..<(4 << 20), to: file)
+        try upload.grew(to: 4 << 20)
+        #expect(try backend.client.listMultipartUploads(bucket: backend.s3.bucket, prefix: "").uploads.isEmpty,
+                "less than a part written: nothing sent yet")
+        try append(bytes, (4 << 20)..<(11 << 20), to: file)
+        try upload.grew(to: 11 << 20)
+        #expect(try backend.client.listMultipartUploads(bucket: backend.s3.bucket, prefix: "").uploads.map(\.key)
+            == [backend.s3.key("grown.sqlite.gz")], "parts go up while the file grows")
+        #expect(try backend.list().isEmpty, "the object appears only at the end")
+        try append(bytes, (11 << 20)..<bytes.count, to: file)
+        try upload.finish(size: Int64(bytes.count))
+        #expect(try backend.list().map(\.name) == ["grown.sqlite.gz"])
+        #expect(try backend.client.listMultipartUploads(bucket: backend.s3.bucket, prefix: "").uploads.isEmpty)
+        let fetched = try backend.fetch("grown.sqlite.gz", into: scratch, progress: nil)
+        #expect(fetched.sha256 == Hashing.sha256(of: bytes))
+    }
+
+    @Test func anAbandonedGrowingUploadLeavesNothing() throws {
+        let backend = try TestServer.backend(partSize: 5 << 20)
+        try backend.initialize()
+        let file = try TestServer.randomFile(size: 11 << 20)
+        let upload = try backend.beginUpload(growing: file, as: "dropped.sqlite.gz", progress: nil)
+        try upload.grew(to: 11 << 20)
+        #expect(try backend.client.listMultipartUploads(bucket: backend.s3.bucket, prefix: "").uploads.count == 1)
+        upload.abort()
+        #expect(try backend.list().isEmpty)
+        #expect(try backend.client.listMultipartUploads(bucket: backend.s3.bucket, prefix: "").uploads.isEmpty,
+                "the multipart upload is aborted, not left to the debris cleanup")
+        #expect(throws: MigsnapError.self) { try upload.finish(size: 11 << 20) }
+        #expect(try backend.list().isEmpty)
+    }
+
+    @Test func aSnapshotWhoseWriterFailsMidwayLeavesNothingInTheBucket() throws {
+        let backend = try TestServer.backend(partSize: 5 << 20)
+        let store = SnapshotStore(backend: backend)
+        try store.create()
+        struct WriterFailed: Error {}
+        let source = try Data(contentsOf: URL(fileURLWithPath: TestServer.randomFile(size: 12 << 20)))
+        var started = false
+        #expect(throws: WriterFailed.self) {
+            _ = try store.commit(id: "20261127-140000-000", engine: .sqlite, scratch: try store.makeScratch()) { file in
+                try source.write(to: file)
+                // The follower sees the file and starts sending parts before the writer fails
+                // (the bound only keeps a broken build from hanging).
+                for _ in 0..<3000 where !started {
+                    started = try !backend.client.listMultipartUploads(bucket: backend.s3.bucket, prefix: "").uploads.isEmpty
+                    if !started { Thread.sleep(forTimeInterval: 0.01) }
+                }
+                throw WriterFailed()
+            }
+        }
+        #expect(started, "parts went up while the payload was written")
+        #expect(try backend.list().isEmpty)
+        #expect(try store.manifests().isEmpty)
+        #expect(try backend.client.listMultipartUploads(bucket: backend.s3.bucket, prefix: "").uploads.isEmpty)
+    }
+
     @Test func smallUploadAndEmptyFetch() throws {
         let backend = try TestServer.backend()
         try backend.initialize()

@@ -17,9 +17,10 @@ struct ListingIndexTests {
             let draft = Manifest(id: id, createdAt: Date(timeIntervalSince1970: 1_795_000_000 + Double(n) * 3600), engine: .sqlite,
                                  revisions: ["rev\(n)"], reason: .preUpgrade, targetRevision: "rev\(n + 1)", rawBytes: 10, storedBytes: 0,
                                  sha256: "", tags: n == 1 ? ["release"] : [], note: "n\(n)", database: "/srv/app.db", file: "\(id).sqlite.gz")
-            let scratch = try store.makeScratch()
-            try Data("payload \(n)".utf8).write(to: URL(fileURLWithPath: scratch.file(draft.file)))
-            committed.append(try store.commit(payload: scratch.file(draft.file), manifest: draft, scratch: scratch))
+            committed.append(try store.commit(id: id, engine: .sqlite, scratch: try store.makeScratch()) { file in
+                try Data("payload \(n)".utf8).write(to: file)
+                return draft
+            })
         }
         lock.release()
         return (store, committed)

@@ -99,6 +99,88 @@ struct StoreConformanceTests {
     }
 
     @Test(arguments: BackendKind.allCases)
+    func aGrowingUploadAppearsWholeAtFinishAndNotAtAllWhenAbandoned(_ kind: BackendKind) throws {
+        let fixture = try kind.make()
+        defer { withExtendedLifetime(fixture) {} }
+        let backend = try fixture.initialized()
+        var bytes = [UInt8](repeating: 0, count: 9 * 1024 * 1024 + 5)
+        for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 11) }
+        let data = Data(bytes)
+        let scratch = try backend.makeScratch()
+        let kept = scratch.file("kept.bin")
+        let upload = try backend.beginUpload(growing: kept, as: "20261127-120000-000.sqlite.gz", progress: nil)
+        try data.prefix(8_500_000).write(to: URL(fileURLWithPath: kept))
+        try upload.grew(to: 8_500_000)
+        #expect(try backend.list().isEmpty, "nothing is listed while the file grows")
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: kept))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: data.dropFirst(8_500_000))
+        try handle.close()
+        try upload.finish(size: Int64(data.count))
+        #expect(try backend.list().map(\.name) == ["20261127-120000-000.sqlite.gz"])
+        let reader = try backend.makeScratch()
+        let fetched = try backend.fetch("20261127-120000-000.sqlite.gz", into: reader, progress: nil)
+        #expect(FileManager.default.contents(atPath: fetched.path) == data)
+
+        let dropped = scratch.file("dropped.bin")
+        try data.write(to: URL(fileURLWithPath: dropped))
+        let abandoned = try backend.beginUpload(growing: dropped, as: "20261127-130000-000.sqlite.gz", progress: nil)
+        try abandoned.grew(to: Int64(data.count))
+        abandoned.abort()
+        #expect(try backend.list().map(\.name) == ["20261127-120000-000.sqlite.gz"])
+    }
+
+    @Test(arguments: BackendKind.allCases)
+    func anArrivingObjectLetsItsEndBeReadFirstAndEndsWhole(_ kind: BackendKind) throws {
+        let fixture = try kind.make()
+        defer { withExtendedLifetime(fixture) {} }
+        let backend = try fixture.initialized()
+        var bytes = [UInt8](repeating: 0, count: 9 * 1024 * 1024 + 3)
+        for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 9) }
+        let data = Data(bytes)
+        let scratch = try backend.makeScratch()
+        let source = scratch.file("source.bin")
+        try data.write(to: URL(fileURLWithPath: source))
+        try backend.upload(file: source, as: "20261127-150000-000.sqlite.gz", progress: nil)
+
+        let reader = try backend.makeScratch()
+        let arriving = try backend.fetchArriving("20261127-150000-000.sqlite.gz", size: Int64(data.count), into: reader)
+        #expect(arriving.path.hasPrefix(reader.path))
+        try arriving.wait(offset: Int64(data.count - 82), length: 82)
+        let handle = try #require(FileHandle(forReadingAtPath: arriving.path))
+        try handle.seek(toOffset: UInt64(data.count - 82))
+        #expect(try handle.read(upToCount: 82) == data.suffix(82), "the end can be read before the rest is there")
+        try arriving.waitUntilComplete()
+        #expect(FileManager.default.contents(atPath: arriving.path) == data)
+        try handle.close()
+    }
+
+    @Test(arguments: BackendKind.allCases)
+    func aPayloadOfAnotherSizeThanItsManifestFailsVerification(_ kind: BackendKind) throws {
+        let fixture = try kind.make()
+        defer { withExtendedLifetime(fixture) {} }
+        let store = SnapshotStore(backend: try fixture.initialized())
+        let payload = Data((0..<(5 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 3) })
+        let stored = try store.commit(id: "20261127-160000-000", engine: .sqlite, scratch: try store.makeScratch()) { file in
+            try payload.write(to: file)
+            return Manifest(id: "20261127-160000-000", createdAt: Date(), engine: .sqlite, revisions: [], reason: .manual, rawBytes: 1,
+                            storedBytes: 0, sha256: "", database: "/x.db", file: "")
+        }
+        #expect(stored.storedBytes == Int64(payload.count) && stored.sha256 == Hashing.sha256(of: payload))
+        let first = try store.makeScratch()
+        try store.arrivingPayload(stored, scratch: first).verify()
+        for size in [stored.storedBytes - 1, stored.storedBytes + 1] {
+            var wrong = stored
+            wrong.storedBytes = size
+            let scratch = try store.makeScratch()
+            #expect { try store.arrivingPayload(wrong, scratch: scratch).verify() } throws: { error in
+                if case .verificationFailed = error as? MigsnapError { return true }
+                return false
+            }
+        }
+    }
+
+    @Test(arguments: BackendKind.allCases)
     func listingPassesAThousandObjects(_ kind: BackendKind) throws {
         let fixture = try kind.make()
         defer { withExtendedLifetime(fixture) {} }

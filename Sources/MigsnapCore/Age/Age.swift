@@ -31,15 +31,17 @@ public enum Age {
         return start == magic
     }
 
-    /// Encrypts `input` into the new file `output` (created exclusively, mode 0600, fsynced) for
-    /// every recipient. `progress` receives the plaintext bytes read so far. On any failure the
-    /// output file is removed.
-    public static func encrypt(input: String, output: String, recipients: [AgeRecipient],
-                               progress: ((Int64) -> Void)? = nil) throws {
+    /// Encrypts `input` into the new file `output` (created exclusively, mode 0600, fsynced unless
+    /// `fsync` is false) for every recipient, front to back. `progress` receives the plaintext
+    /// bytes read so far. On any failure the output file is removed.
+    /// `waitFor` is for an input still being written: see `AgeInputFile`.
+    public static func encrypt(input: String, output: String, recipients: [AgeRecipient], fsync: Bool = true,
+                               progress: ((Int64) -> Void)? = nil,
+                               waitFor: ((_ offset: Int64, _ count: Int) throws -> Void)? = nil) throws {
         guard !recipients.isEmpty else {
             throw MigsnapError.invalidInput("No age recipient was given to encrypt \(input) to.")
         }
-        let source = try AgeInputFile(path: input)
+        let source = try AgeInputFile(path: input, waitFor: waitFor)
         let fileKey = SymmetricKey(size: .bits128)
         let stanzas = try recipients.map { try AgeX25519.wrap(fileKey: fileKey, to: $0) }
         let destination = try AgeOutputFile(creating: output)
@@ -58,16 +60,17 @@ public enum Age {
             progress?(source.consumed)
             if last { break }
         }
-        try destination.finish()
+        try destination.finish(sync: fsync)
     }
 
-    /// Decrypts `input` into the new file `output` (created exclusively, mode 0600, fsynced) with
-    /// the first identity that a stanza is addressed to. `progress` receives the encrypted bytes
-    /// read so far. On any failure the output file is removed: a damaged file yields no partial
+    /// Decrypts `input` into the new file `output` (created exclusively, mode 0600, fsynced unless
+    /// `fsync` is false) with the first identity that a stanza is addressed to. `progress` receives
+    /// the encrypted bytes read so far. On any failure the output file is removed: a damaged file yields no partial
     /// plaintext.
-    public static func decrypt(input: String, output: String, identities: [AgeIdentity],
-                               progress: ((Int64) -> Void)? = nil) throws {
-        let source = try AgeInputFile(path: input)
+    public static func decrypt(input: String, output: String, identities: [AgeIdentity], fsync: Bool = true,
+                               progress: ((Int64) -> Void)? = nil,
+                               waitFor: ((_ offset: Int64, _ count: Int) throws -> Void)? = nil) throws {
+        let source = try AgeInputFile(path: input, waitFor: waitFor)
         do {
             let header = try AgeHeader.read(from: source)
             let fileKey = try unwrapFileKey(header, identities: identities)
@@ -101,7 +104,7 @@ public enum Age {
                 progress?(source.consumed)
                 if last { break }
             }
-            try destination.finish()
+            try destination.finish(sync: fsync)
         } catch let error as AgeFormatError {
             throw describe(error, file: input)
         }

@@ -13,12 +13,31 @@ final class AgeInputFile {
     private var end = 0
     private var reachedEnd = false
     private(set) var consumed: Int64 = 0
+    /// For a file still being written or fetched: blocks until `count` bytes from `offset` are
+    /// there (or no more will come), before each read.
+    private let waitFor: ((_ offset: Int64, _ count: Int) throws -> Void)?
+    /// Where the next read of the file starts.
+    private var fileOffset: Int64 = 0
 
-    init(path: String) throws {
+    init(path: String, waitFor: ((_ offset: Int64, _ count: Int) throws -> Void)? = nil) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileSystem.osError("open \(path)") }
         self.fd = fd
         self.path = path
+        self.waitFor = waitFor
+    }
+
+    /// One read(2) of the file, after waiting for its bytes where they may still be coming.
+    private func readFile(into destination: UnsafeMutableRawPointer, count: Int) throws -> Int {
+        try waitFor?(fileOffset, count)
+        while true {
+            let n = Glibc.read(fd, destination, count)
+            if n >= 0 {
+                fileOffset += Int64(n)
+                return n
+            }
+            if errno != EINTR { throw FileSystem.osError("read \(path)") }
+        }
     }
 
     deinit { close(fd) }
@@ -56,26 +75,19 @@ final class AgeInputFile {
             result.append(contentsOf: repeatElement(0, count: count - result.count))
         }
         var filled = min(count, end - start)
-        var readError: Int32 = 0
-        result.withUnsafeMutableBytes { destination in
+        try result.withUnsafeMutableBytes { destination in
             buffer.withUnsafeBytes { source in
                 destination.baseAddress!.copyMemory(from: source.baseAddress! + start, byteCount: filled)
             }
             consume(filled)
             // Read the rest straight into the result rather than through the buffer.
             while filled < count && !reachedEnd {
-                let n = Glibc.read(fd, destination.baseAddress! + filled, count - filled)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    readError = errno
-                    return
-                }
+                let n = try readFile(into: destination.baseAddress! + filled, count: count - filled)
                 reachedEnd = n == 0
                 filled += n
                 consumed += Int64(n)
             }
         }
-        guard readError == 0 else { throw FileSystem.osError("read \(path)", code: readError) }
         result.removeSubrange(filled...)
     }
 
@@ -96,21 +108,15 @@ final class AgeInputFile {
         if reachedEnd { return false }
         start = 0
         end = 0
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw FileSystem.osError("read \(path)")
-            }
-            end = n
-            reachedEnd = n == 0
-            return n > 0
-        }
+        let n = try buffer.withUnsafeMutableBytes { try readFile(into: $0.baseAddress!, count: $0.count) }
+        end = n
+        reachedEnd = n == 0
+        return n > 0
     }
 }
 
 /// The new file being written: created exclusively (O_EXCL, 0600), so nothing existing is ever
-/// overwritten, and removed again unless `finish()` fsynced and closed it — a failed run leaves
+/// overwritten, and removed again unless `finish()` closed it — a failed run leaves
 /// no half-written plaintext or ciphertext behind.
 final class AgeOutputFile {
     let path: String
@@ -142,8 +148,10 @@ final class AgeOutputFile {
         try bytes.withUnsafeBytes { try FileSystem.writeAll(fd, $0, path: path) }
     }
 
-    func finish() throws {
-        guard fsync(fd) == 0 else { throw FileSystem.osError("fsync \(path)") }
+    /// Closes the file, fsynced first unless `sync` is false (scratch output, read back and dropped,
+    /// or kept by a store that makes it durable itself).
+    func finish(sync: Bool = true) throws {
+        guard !sync || fsync(fd) == 0 else { throw FileSystem.osError("fsync \(path)") }
         finished = true
         guard close(fd) == 0 else {
             unlink(path)

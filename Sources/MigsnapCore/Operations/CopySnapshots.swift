@@ -56,9 +56,10 @@ public enum CopySnapshots {
                 committed = try destination.commit(stored: fetched.path, manifest: copy, scratch: scratch, progress: progress)
             } else {
                 let plain = try source.localPayload(manifest, scratch: sourceScratch, progress: progress)
-                let staged = scratch.file(ObjectName.payload(id: manifest.id, engine: manifest.engine, encrypted: false))
-                try FileSystem.copyFile(plain.path, to: staged)
-                committed = try destination.commit(payload: staged, manifest: copy, scratch: scratch, progress: progress)
+                committed = try destination.commit(id: manifest.id, engine: manifest.engine, scratch: scratch, progress: progress) { staged in
+                    try FileSystem.copyFile(plain.path, to: staged.path)
+                    return copy
+                }
             }
             // Read back what arrived, through the same check a restore makes.
             _ = try destination.localPayload(committed, scratch: try destination.makeScratch(), progress: progress, decrypt: false)

@@ -22,8 +22,8 @@ public struct SnapshotRequest: Sendable {
 
 public enum TakeSnapshot {
     /// Snapshots the live database into the store. The caller holds the store lock.
-    /// Nothing is listed unless everything succeeded: the payload is written under a temporary
-    /// name, committed by rename, and the manifest comes last.
+    /// Nothing is listed unless everything succeeded: the payload is stored (on a bucket, sent
+    /// while the engine writes it) and the manifest comes last.
     public static func run(engine: DatabaseEngine, store: SnapshotStore, versionTable: VersionTable,
                            request: SnapshotRequest, progress: ProgressReporter, now: Date = Date(),
                            log: (String) -> Void = { _ in }) throws -> Manifest {
@@ -36,40 +36,38 @@ public enum TakeSnapshot {
         try store.cleanDebris()
         let id = try store.newID(now: now)
         let scratch = try store.makeScratch()
-        let temporary = scratch.file(ObjectName.payload(id: id, engine: engine.kind, encrypted: false))
         let hotImage = request.hot && engine.hotTier == .storeFile && store.keepsHotCopies
             ? scratch.file(ObjectName.hot(id: id, engine: engine.kind)) : nil
+        var serverHot: HotCopy?
         do {
-            let capture: SnapshotCapture
-            var serverHot: HotCopy?
             if request.hot && engine.hotTier == .server {
                 // Clones left by killed runs (no manifest names them) go before a new one is made;
                 // one that cannot be dropped costs disk on the server, never the snapshot.
                 try? engine.dropServerHotCopies(except: Set(try store.manifests().filter { $0.hot != nil }.map(\.id)))
-                (capture, serverHot) = try engine.snapshot(into: URL(fileURLWithPath: temporary), serverHotCopyOf: id,
-                                                           versionTable: versionTable, progress: progress, notice: log)
-            } else {
-                capture = try engine.snapshot(into: URL(fileURLWithPath: temporary), hotImage: hotImage.map(URL.init(fileURLWithPath:)),
-                                              versionTable: versionTable, progress: progress)
             }
-            progress.finish()
-            var draft = Manifest(
-                id: id, createdAt: now, engine: engine.kind, revisions: capture.revisions.sorted(),
-                reason: request.reason, targetRevision: request.targetRevision, rawBytes: capture.rawBytes,
-                storedBytes: 0, sha256: "", pinned: request.pinned, tags: request.tags, note: request.note,
-                database: engine.redactedLocation, file: ObjectName.payload(id: id, engine: engine.kind, encrypted: false),
-                shape: capture.shape)
-            // Stored before the manifest: a killed run leaves an orphan that debris cleanup removes.
-            draft.hot = try hotImage.map { try store.commitHot(image: $0, id: id, engine: engine.kind) } ?? serverHot
-            do {
-                return try store.commit(payload: temporary, manifest: draft, scratch: scratch, progress: progress)
-            } catch {
-                // A clone without its manifest would be debris until the next hot snapshot.
-                if serverHot != nil { try? engine.dropServerHotCopy(of: id) }
-                throw error
+            return try store.commit(id: id, engine: engine.kind, scratch: scratch, progress: progress) { payload in
+                let capture: SnapshotCapture
+                if request.hot && engine.hotTier == .server {
+                    (capture, serverHot) = try engine.snapshot(into: payload, serverHotCopyOf: id,
+                                                               versionTable: versionTable, progress: progress, notice: log)
+                } else {
+                    capture = try engine.snapshot(into: payload, hotImage: hotImage.map(URL.init(fileURLWithPath:)),
+                                                  versionTable: versionTable, progress: progress)
+                }
+                var draft = Manifest(
+                    id: id, createdAt: now, engine: engine.kind, revisions: capture.revisions.sorted(),
+                    reason: request.reason, targetRevision: request.targetRevision, rawBytes: capture.rawBytes,
+                    storedBytes: 0, sha256: "", pinned: request.pinned, tags: request.tags, note: request.note,
+                    database: engine.redactedLocation, file: ObjectName.payload(id: id, engine: engine.kind, encrypted: false),
+                    shape: capture.shape)
+                // Stored before the manifest: a killed run leaves an orphan that debris cleanup removes.
+                draft.hot = try hotImage.map { try store.commitHot(image: $0, id: id, engine: engine.kind) } ?? serverHot
+                return draft
             }
         } catch {
             progress.finish()
+            // A clone without its manifest would be debris until the next hot snapshot.
+            if serverHot != nil { try? engine.dropServerHotCopy(of: id) }
             throw error
         }
     }

@@ -66,10 +66,23 @@ public protocol StoreBackend: AnyObject {
     /// `ScratchSpace`; the backend may move it (a directory store renames it into place).
     func upload(file path: String, as name: String, progress: ((Int64) -> Void)?) throws
 
+    /// Starts storing a local file that a writer is still appending to (it never rewrites bytes it
+    /// wrote), so that an object store can send it while it is being made. The caller reports each
+    /// new end of the file with `grew(to:)`, then the final size with `finish(size:)`; the object
+    /// appears whole at `finish` and not before. A backend that stores whole files (a directory:
+    /// one rename) waits for `finish` (the default below). The file lies in this run's `ScratchSpace`.
+    func beginUpload(growing path: String, as name: String, progress: ((Int64) -> Void)?) throws -> GrowingUpload
+
     /// Puts the object's bytes in a local file inside `scratch` and returns its path: a hard link on
     /// a directory store (no copy, and a concurrent prune cannot pull it away), a download elsewhere.
     /// A missing object is `.verificationFailed`: a listed snapshot without its payload is broken.
     func fetch(_ name: String, into scratch: ScratchSpace, progress: ((Int64) -> Void)?) throws -> FetchedObject
+
+    /// Like `fetch`, but returns as soon as a reader can start, while the object's bytes arrive
+    /// in the file (an object store: its last MiB first, where payload formats keep their index,
+    /// then the rest front to back). `size` is the size the manifest gives; the caller checks what
+    /// arrived. A backend whose `fetch` is immediate (a directory: a hard link) uses it (the default).
+    func fetchArriving(_ name: String, size: Int64, into scratch: ScratchSpace) throws -> ArrivingFile
 
     /// `length` bytes from `offset` (fewer at the end of the object).
     func readRange(_ name: String, offset: Int64, length: Int64) throws -> Data
@@ -96,6 +109,56 @@ extension StoreBackend {
     public func list(where include: (String) -> Bool) throws -> [StoredObject] {
         try list().filter { include($0.name) }
     }
+}
+
+
+/// A store object being written from a growing local file (see `StoreBackend.beginUpload`).
+public protocol GrowingUpload: AnyObject {
+    /// The file's first `size` bytes are written and will not change. Throws once the upload has
+    /// failed, so that the writer can stop early.
+    func grew(to size: Int64) throws
+    /// The file is complete at `size` bytes: stores what is left; the object then appears whole.
+    func finish(size: Int64) throws
+    /// Gives up: the object does not appear, and what was sent is discarded (where the server
+    /// cannot be reached, it is debris that `cleanBackendDebris` removes later).
+    func abort()
+}
+
+extension StoreBackend {
+    public func beginUpload(growing path: String, as name: String, progress: ((Int64) -> Void)?) throws -> GrowingUpload {
+        try ObjectName.check(name)
+        return WholeFileUpload(backend: self, path: path, name: name, progress: progress)
+    }
+}
+
+extension StoreBackend {
+    public func fetchArriving(_ name: String, size: Int64, into scratch: ScratchSpace) throws -> ArrivingFile {
+        let fetched = try fetch(name, into: scratch, progress: nil)
+        return ArrivingFile(complete: fetched.path, size: FileSystem.fileSize(fetched.path) ?? 0)
+    }
+}
+
+/// The upload of a backend that stores a file whole: nothing happens before the file is complete.
+private final class WholeFileUpload: GrowingUpload {
+    let backend: StoreBackend
+    let path: String
+    let name: String
+    let progress: ((Int64) -> Void)?
+
+    init(backend: StoreBackend, path: String, name: String, progress: ((Int64) -> Void)?) {
+        self.backend = backend
+        self.path = path
+        self.name = name
+        self.progress = progress
+    }
+
+    func grew(to size: Int64) throws {}
+
+    func finish(size: Int64) throws {
+        try backend.upload(file: path, as: name, progress: progress)
+    }
+
+    func abort() {}
 }
 
 /// An object's bytes in a local file, and their SHA-256 where the backend computed it on the way
@@ -171,6 +234,13 @@ extension EngineKind {
         case .sqlite: return "sqlite.gz"
         case .postgresql: return "pgdump"
         }
+    }
+
+    /// Whether the engine writes its payload front to back and never goes back, so that the store
+    /// may send it while it is written. Blocked gzip does; pg_dump's custom format, written to a
+    /// file, goes back to fill in its table of contents at the start.
+    public var writesPayloadInOrder: Bool {
+        self == .sqlite
     }
 }
 
