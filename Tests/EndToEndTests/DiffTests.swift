@@ -158,10 +158,14 @@ struct DiffReferenceTests {
             with db:
                 db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v, w)")
                 db.execute("CREATE TABLE pair (a TEXT, b INTEGER, v, PRIMARY KEY (a, b))")
+                # A key that is never NULL (and not the rowid) takes the one-pass count; pair's, which
+                # may be NULL, the NOT EXISTS one.
+                db.execute("CREATE TABLE code (c TEXT NOT NULL PRIMARY KEY, v)")
                 db.execute("CREATE TABLE bag (v, w)")
                 for i in range(1, 2001):
                     db.execute("INSERT INTO t VALUES (?, ?, ?)", (i, pick(), pick()))
                     db.execute("INSERT INTO pair VALUES (?, ?, ?)", (str(i % 37), i, pick()))
+                    db.execute("INSERT INTO code VALUES (?, ?)", ("c%d" % i, pick()))
                     db.execute("INSERT INTO bag VALUES (?, ?)", (pick(), pick()))
             """, p.database)
         let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -177,13 +181,16 @@ struct DiffReferenceTests {
                     if op < 0.3:
                         db.execute("DELETE FROM t WHERE id = ?", (i,))
                         db.execute("DELETE FROM pair WHERE b = ?", (i,))
+                        db.execute("DELETE FROM code WHERE c = ?", ("c%d" % i,))
                         db.execute("DELETE FROM bag WHERE rowid = ?", (i,))
                     elif op < 0.7:
                         db.execute("UPDATE t SET v = ? WHERE id = ?", (pick(), i))
                         db.execute("UPDATE pair SET v = ? WHERE b = ?", (pick(), i))
+                        db.execute("UPDATE code SET v = ? WHERE c = ?", (pick(), "c%d" % i))
                     else:
                         db.execute("INSERT OR IGNORE INTO t VALUES (?, ?, ?)", (i, pick(), pick()))
                         db.execute("INSERT OR IGNORE INTO pair VALUES (?, ?, ?)", (str(i % 37), i, pick()))
+                        db.execute("INSERT OR IGNORE INTO code VALUES (?, ?)", ("c%d" % i, pick()))
                         db.execute("INSERT INTO bag VALUES (?, ?)", (pick(), pick()))
             """, p.database)
 
@@ -199,7 +206,7 @@ struct DiffReferenceTests {
             let t = tables.first { $0["name"] as? String == name }
             return ["only_in_a", "only_in_b", "changed"].map { t?[$0] as? Int }
         }
-        for (table, key) in [("t", "id"), ("pair", "a, b")] {
+        for (table, key) in [("t", "id"), ("pair", "a, b"), ("code", "c")] {
             // INTERSECT and EXCEPT treat NULLs as equal: rows on both sides minus identical rows are the changed ones.
             let expected = [
                 try reference("SELECT count(*) FROM (SELECT \(key) FROM a.\(table) EXCEPT SELECT \(key) FROM main.\(table))"),
