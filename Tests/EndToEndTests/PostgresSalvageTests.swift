@@ -195,3 +195,58 @@ struct PostgresSalvageTests {
         try expectRefused(db, p, saying: ["do not fit table public.customers", "email"])
     }
 }
+
+@Suite("Salvage under kill -9 (PostgreSQL)")
+struct PostgresSalvageCrashTests {
+    @Test func aKilledSalvageLeavesTheOldOrTheNewState() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgresSalvageStory(db, Project.destructiveMigration) { _ in
+            try db.psql("""
+                CREATE TABLE events (id int PRIMARY KEY, body text);
+                INSERT INTO events SELECT i, md5(i::text) || md5((-i)::text) FROM generate_series(1, 10000) i;
+                """)
+        }
+        try db.psql("""
+            INSERT INTO customers (id, name, email, active) VALUES (11, 'Eve', 'eve@example.com', true);
+            INSERT INTO orders (customer_id, total_cents) VALUES (11, 500);
+            UPDATE customers SET email = 'first@example.com' WHERE id = 1;
+            DELETE FROM orders WHERE customer_id = 2;
+            DELETE FROM customers WHERE id = 2;
+            UPDATE events SET body = upper(body) WHERE id % 2 = 0;
+            DELETE FROM events WHERE id % 5 = 0;
+            """)
+        let old = try db.state()
+        let started = Date()
+        try p.ok("rollback", "--keep-new", "--yes")
+        let run = Date().timeIntervalSince(started)
+        let new = try db.state()
+        #expect(new != old)
+        // The safety snapshot holds the live state before the salvage: each round starts from it.
+        let live = try #require(try p.manifests().last?["id"] as? String)
+        let rounds = 6
+        var seen: [String: Int] = [:]
+        for round in 0..<rounds {
+            try p.ok("restore", live, "--yes", "--no-safety-snapshot")
+            expectSameState(try db.state(), old)
+            // Round r kills somewhere in the r-th of `rounds` equal slices of two whole salvages: the
+            // first rounds land before the swap, the last ones after the run has ended, even on a
+            // machine somewhat slower now than at the timed run.
+            let slice = run * 2 / Double(rounds)
+            let delay = slice * (Double(round) + Double.random(in: 0..<1))
+            try CrashTests().killAfter(p, ["rollback", "--keep-new", "--yes"], microseconds: UInt32(delay * 1_000_000))
+            let now = try db.state()
+            #expect(now == old || now == new, "round \(round), killed after \(delay) s: a half-salvaged database")
+            seen[now == old ? "old" : "new", default: 0] += 1
+            // What a killed run left (a lock, a scratch copy, the old database) does not stand in the next run's way.
+            try p.ok("status")
+            if now == old {
+                try p.ok("rollback", "--keep-new", "--yes")
+                expectSameState(try db.state(), new)
+            }
+        }
+        #expect(seen["old", default: 0] > 0 && seen["new", default: 0] > 0, "outcomes: \(seen)")
+        // The last round's debris, if any, is dropped by the next run that stages a copy.
+        try p.ok("restore", live, "--yes", "--no-safety-snapshot")
+        #expect(try scratchDatabases(of: db) == "")
+    }
+}
