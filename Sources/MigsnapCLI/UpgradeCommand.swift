@@ -57,16 +57,15 @@ extension Migsnap {
                 let url = try context.config.databaseURL()
                 let engine = Context.engine(for: url)
                 let options = UpgradeOptions(target: target, once: once, restoreOnFailure: !noRestoreOnFailure, force: force)
-                // A broken policy file must stop the run before any migration, not after.
-                let policy = noPrune ? nil : try context.config.retentionPolicy()
-                // keep_hot holds with --no-prune too; a policy file that --no-prune does not read cannot stop the run.
-                let keepHot = (policy ?? (try? context.config.retentionPolicy()) ?? .builtInDefault).keepHot
+                // A broken policy file stops the run before any migration, --no-prune or not: it also
+                // says how many hot copies to keep.
+                let policy = try context.config.retentionPolicy()
                 try context.config.requireMigrationDirectories()
                 let alembic = context.alembic()
                 var operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(using: alembic),
                                                  versionTable: context.config.versionTable, alembic: alembic,
                                                  log: Terminal.err)
-                operation.keepHot = keepHot
+                operation.keepHot = policy.keepHot
                 if dryRun {
                     let plan = try operation.upgradePlan(options)
                     let refused = plan.refusal(force: force)
@@ -104,7 +103,7 @@ extension Migsnap {
                     if output.json { try Terminal.printJSON(Done(current: plan.current, snapshots: [])) } else { Terminal.out(message) }
                     return
                 }
-                let pruned = try policy.map { try Prune.afterUpgrade(store: context.store, policy: $0, protected: Set(taken.map(\.id)), engine: engine) } ?? []
+                let pruned = noPrune ? [] : try Prune.afterUpgrade(store: context.store, policy: policy, protected: Set(taken.map(\.id)), engine: engine)
                 withExtendedLifetime(lock) {}
                 let now = try engine.currentRevisions(versionTable: context.config.versionTable)
                 if output.json {

@@ -92,6 +92,18 @@ struct PruneTests {
         try p.ok("upgrade", "--no-prune")
     }
 
+    @Test func aBrokenPolicyStopsAnUpgradeBeforeAnythingEvenWithNoPrune() throws {
+        // The policy also says how many hot copies to keep, so --no-prune reads it too.
+        let p = try Project()
+        try #"{"keep_hot": -1}"#.write(toFile: p.dir + "/retention.json", atomically: true, encoding: .utf8)
+        for arguments in [["upgrade"], ["upgrade", "--no-prune"]] {
+            let r = try p.migsnap(arguments)
+            #expect(r.status == 2, "\(arguments): \(r.output)")
+            #expect(r.stderr.contains("keep_hot"), "\(arguments): \(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: p.store), "nothing was written")
+    }
+
     @Test func aKilledPruneLeavesAConsistentStore() throws {
         let (p, _) = try project(snapshots: 12, policy: #"{"keep_last": 1, "keep_daily": 0, "keep_weekly": 0, "keep_monthly": 0, "keep_per_revision": 0, "keep_tags": []}"#)
         let process = Process()
