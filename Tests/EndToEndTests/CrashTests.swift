@@ -5,23 +5,29 @@ import Testing
 /// store never lists a half snapshot.
 @Suite("Crash safety (SQLite)", .serialized)
 struct CrashTests {
-    /// Two clearly different states of a database large enough that a restore takes a while.
+    /// State A: a database large enough that a restore takes a while.
+    static let stateA = """
+        PRAGMA journal_mode=WAL;
+        CREATE TABLE meta(state TEXT);
+        CREATE TABLE blobs(id INTEGER PRIMARY KEY, body TEXT);
+        INSERT INTO meta VALUES ('A');
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)
+        INSERT INTO blobs SELECT i, hex(randomblob(150)) FROM n;
+        """
+
+    /// From state A to a clearly different state B.
+    static let toStateB = """
+        UPDATE meta SET state = 'B';
+        DELETE FROM blobs WHERE id % 3 = 0;
+        UPDATE blobs SET body = lower(body) WHERE id % 2 = 0;
+        """
+
+    /// The two states, each snapshotted.
     func twoStates() throws -> (Project, a: String, b: String) {
         let p = try Project()
-        _ = try p.sqlite("""
-            PRAGMA journal_mode=WAL;
-            CREATE TABLE meta(state TEXT);
-            CREATE TABLE blobs(id INTEGER PRIMARY KEY, body TEXT);
-            INSERT INTO meta VALUES ('A');
-            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)
-            INSERT INTO blobs SELECT i, hex(randomblob(150)) FROM n;
-            """)
+        _ = try p.sqlite(Self.stateA)
         let a = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        _ = try p.sqlite("""
-            UPDATE meta SET state = 'B';
-            DELETE FROM blobs WHERE id % 3 = 0;
-            UPDATE blobs SET body = lower(body) WHERE id % 2 = 0;
-            """)
+        _ = try p.sqlite(Self.toStateB)
         let b = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         return (p, a, b)
     }

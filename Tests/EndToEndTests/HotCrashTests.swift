@@ -6,22 +6,11 @@ extension CrashTests {
     /// is the old state or the new, never a mix, and the hot copy is never changed by its use.
     @Test func killedHotRestoresLeaveTheOldOrTheNewState() throws {
         let p = try Project().seeded()
-        _ = try p.sqlite("""
-            PRAGMA journal_mode=WAL;
-            CREATE TABLE meta(state TEXT);
-            CREATE TABLE blobs(id INTEGER PRIMARY KEY, body TEXT);
-            INSERT INTO meta VALUES ('A');
-            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)
-            INSERT INTO blobs SELECT i, hex(randomblob(150)) FROM n;
-            """)
+        _ = try p.sqlite(Self.stateA)
         let stateA = try digest(p)
         try p.ok("upgrade")
         let hot = try #require(try p.hotIDs().first)
-        _ = try p.sqlite("""
-            UPDATE meta SET state = 'B';
-            DELETE FROM blobs WHERE id % 3 = 0;
-            UPDATE blobs SET body = lower(body) WHERE id % 2 = 0;
-            """)
+        _ = try p.sqlite(Self.toStateB)
         let stateB = try digest(p)
         let cold = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let started = Date()

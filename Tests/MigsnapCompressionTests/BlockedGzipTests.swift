@@ -34,23 +34,13 @@ struct BlockedGzipTests {
         directory = try TemporaryDirectory()
     }
 
-    private func write(_ data: Data, to name: String) throws -> String {
-        let path = directory.file(name)
-        try data.write(to: URL(fileURLWithPath: path))
-        return path
-    }
-
-    private func read(_ path: String) throws -> Data {
-        try Data(contentsOf: URL(fileURLWithPath: path))
-    }
-
     /// Compresses `data` blocked and returns the file's path.
     private func blocked(_ data: Data, threads: Int, blockSize: Int = small, name: String = UUID().uuidString) throws -> String {
-        let source = try write(data, to: name + ".raw")
+        let source = try directory.write(data, to: name + ".raw")
         let destination = directory.file(name + ".gz")
         let sizes = try Gzip.compressBlocked(file: source, to: destination, threads: threads, blockSize: blockSize)
         #expect(sizes.rawBytes == Int64(data.count))
-        #expect(sizes.storedBytes == Int64(try read(destination).count))
+        #expect(sizes.storedBytes == Int64(try directory.read(destination).count))
         return destination
     }
 
@@ -71,14 +61,14 @@ struct BlockedGzipTests {
         let data = mixedBytes(size)
         let one = try blocked(data, threads: 1, name: "one")
         let three = try blocked(data, threads: 3, name: "three")
-        #expect(try read(one) == read(three), "the output does not depend on the thread count")
+        #expect(try directory.read(one) == directory.read(three), "the output does not depend on the thread count")
         for threads in [1, 4] {
             let out = directory.file("out\(threads)")
             var reported: Int64 = 0
             let count = try Gzip.decompress(file: three, to: out, threads: threads) { reported = $0 }
             #expect(count == Int64(size))
             #expect(reported == Int64(size))
-            #expect(try read(out) == data)
+            #expect(try directory.read(out) == data)
         }
     }
 
@@ -87,14 +77,14 @@ struct BlockedGzipTests {
         let data = mixedBytes(3 * Gzip.blockSize + 12345, seed: 7)
         let one = try blocked(data, threads: 1, blockSize: Gzip.blockSize, name: "one")
         let four = try blocked(data, threads: 4, blockSize: Gzip.blockSize, name: "four")
-        #expect(try read(one) == read(four))
+        #expect(try directory.read(one) == directory.read(four))
         _ = try Gzip.decompress(file: four, to: directory.file("out"), threads: 4)
-        #expect(try read(directory.file("out")) == data)
+        #expect(try directory.read(directory.file("out")) == data)
         // Exact multiple of the block size.
         let exact = mixedBytes(2 * Gzip.blockSize, seed: 8)
         let path = try blocked(exact, threads: 2, blockSize: Gzip.blockSize, name: "exact")
         _ = try Gzip.decompress(file: path, to: directory.file("exact.out"), threads: 2)
-        #expect(try read(directory.file("exact.out")) == exact)
+        #expect(try directory.read(directory.file("exact.out")) == exact)
     }
 
     @Test("gunzip -t and zcat read what we write, as one stream", arguments: [0, 1, 3 * small, 10 * small + 7])
@@ -104,7 +94,7 @@ struct BlockedGzipTests {
         #expect(try run("/usr/bin/gzip", ["-t", gz]) == 0)
         let out = directory.file("zcat")
         #expect(try run("/usr/bin/zcat", [gz], stdoutTo: out) == 0)
-        #expect(try read(out) == data)
+        #expect(try directory.read(out) == data)
     }
 
     @Test("the sequential reader reads a blocked file too (several members, extra fields)")
@@ -125,11 +115,11 @@ struct BlockedGzipTests {
     func everyFlippedByte() throws {
         // Four blocks: first, middle, last (short); then one index member and the locator.
         let data = mixedBytes(3 * Self.small + 100)
-        let original = try read(try blocked(data, threads: 2, name: "whole"))
+        let original = try directory.read(try blocked(data, threads: 2, name: "whole"))
         for position in 0..<original.count {
             var bytes = original
             bytes[position] ^= position % 2 == 0 ? 0x01 : 0x80
-            let path = try write(bytes, to: "flipped-\(position).gz")
+            let path = try directory.write(bytes, to: "flipped-\(position).gz")
             expectCorrupt(path, threads: 1 + position % 3, "flipped byte at \(position) of \(original.count)")
             try FileManager.default.removeItem(atPath: path)
         }
@@ -137,9 +127,9 @@ struct BlockedGzipTests {
 
     @Test("a blocked file cut anywhere, even between members, is caught")
     func truncatedAnywhere() throws {
-        let original = try read(try blocked(mixedBytes(3 * Self.small + 100), threads: 2, name: "whole"))
+        let original = try directory.read(try blocked(mixedBytes(3 * Self.small + 100), threads: 2, name: "whole"))
         for keep in stride(from: 0, to: original.count, by: 7) {
-            let path = try write(original.prefix(keep), to: "cut-\(keep).gz")
+            let path = try directory.write(original.prefix(keep), to: "cut-\(keep).gz")
             expectCorrupt(path, "kept \(keep) of \(original.count) bytes")
             try FileManager.default.removeItem(atPath: path)
         }
@@ -148,19 +138,19 @@ struct BlockedGzipTests {
     @Test("an old single-stream file still decompresses, whatever the thread count", arguments: [1, 4])
     func oldSingleStream(threads: Int) throws {
         let data = mixedBytes(3 * Self.small + 5)
-        let source = try write(data, to: "old.raw")
+        let source = try directory.write(data, to: "old.raw")
         _ = try Gzip.compress(file: source, to: directory.file("old.gz"))
         _ = try Gzip.decompress(file: directory.file("old.gz"), to: directory.file("old.out"), threads: threads)
-        #expect(try read(directory.file("old.out")) == data)
+        #expect(try directory.read(directory.file("old.out")) == data)
     }
 
     @Test("the compression ratio is within 5% of gzip -6's")
     func ratio() throws {
         let data = mixedBytes(4 * Gzip.blockSize, seed: 3)
-        let ours = try read(try blocked(data, threads: 2, blockSize: Gzip.blockSize)).count
-        let raw = try write(data, to: "plain")
+        let ours = try directory.read(try blocked(data, threads: 2, blockSize: Gzip.blockSize)).count
+        let raw = try directory.write(data, to: "plain")
         #expect(try run("/usr/bin/gzip", ["-6", "-k", raw]) == 0)
-        let theirs = try read(raw + ".gz").count
+        let theirs = try directory.read(raw + ".gz").count
         #expect(Double(ours) <= Double(theirs) * 1.05, "ours \(ours) bytes, gzip -6 \(theirs)")
     }
 }

@@ -16,6 +16,17 @@ final class TemporaryDirectory {
     }
 
     func file(_ name: String) -> String { path + "/" + name }
+
+    /// Writes `data` to the file `name` here; returns its path.
+    func write(_ data: Data, to name: String) throws -> String {
+        let path = file(name)
+        try data.write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func read(_ path: String) throws -> Data {
+        try Data(contentsOf: URL(fileURLWithPath: path))
+    }
 }
 
 /// Runs a program with its stdout going to `output`; returns the exit status.
@@ -61,18 +72,8 @@ struct GzipTests {
         directory = try TemporaryDirectory()
     }
 
-    private func write(_ data: Data, to name: String) throws -> String {
-        let path = directory.file(name)
-        try data.write(to: URL(fileURLWithPath: path))
-        return path
-    }
-
-    private func read(_ path: String) throws -> Data {
-        try Data(contentsOf: URL(fileURLWithPath: path))
-    }
-
     private func compressed(_ data: Data, name: String = "data.gz") throws -> String {
-        let source = try write(data, to: name + ".raw")
+        let source = try directory.write(data, to: name + ".raw")
         let destination = directory.file(name)
         _ = try Gzip.compress(file: source, to: destination)
         return destination
@@ -96,17 +97,17 @@ struct GzipTests {
     @Test("compress then decompress gives the same bytes", arguments: Content.allCases)
     func roundTrip(content: Content) throws {
         let data = content.bytes
-        let source = try write(data, to: "in")
+        let source = try directory.write(data, to: "in")
         var reported: Int64 = 0
         let sizes = try Gzip.compress(file: source, to: directory.file("in.gz")) { reported = $0 }
         #expect(sizes.rawBytes == Int64(data.count))
         #expect(reported == Int64(data.count))
-        #expect(Int64(try read(directory.file("in.gz")).count) == sizes.storedBytes)
+        #expect(Int64(try directory.read(directory.file("in.gz")).count) == sizes.storedBytes)
         #expect(try permissions(directory.file("in.gz")) == 0o600)
 
         let count = try Gzip.decompress(file: directory.file("in.gz"), to: directory.file("out"))
         #expect(count == Int64(data.count))
-        #expect(try read(directory.file("out")) == data)
+        #expect(try directory.read(directory.file("out")) == data)
         #expect(try permissions(directory.file("out")) == 0o600)
     }
 
@@ -141,68 +142,68 @@ struct GzipTests {
         let gz = try compressed(data)
         let out = directory.file("gunzipped")
         #expect(try run("/usr/bin/gzip", ["-d", "-c", gz], stdoutTo: out) == 0)
-        #expect(try read(out) == data)
+        #expect(try directory.read(out) == data)
     }
 
     @Test("we read what gzip -6 writes", arguments: [Content.empty, .random, .compressible])
     func weReadGzip(content: Content) throws {
         let data = content.bytes
-        let raw = try write(data, to: "plain")
+        let raw = try directory.write(data, to: "plain")
         #expect(try run("/usr/bin/gzip", ["-6", "-k", raw]) == 0)
         _ = try Gzip.decompress(file: raw + ".gz", to: directory.file("ours"))
-        #expect(try read(directory.file("ours")) == data)
+        #expect(try directory.read(directory.file("ours")) == data)
     }
 
     @Test("members written back to back read as their concatenation, as gunzip does")
     func concatenatedMembers() throws {
-        let first = try read(compressed(Data("first\n".utf8), name: "a.gz"))
-        let second = try read(compressed(Data("second\n".utf8), name: "b.gz"))
-        let both = try write(first + second, to: "both.gz")
+        let first = try directory.read(compressed(Data("first\n".utf8), name: "a.gz"))
+        let second = try directory.read(compressed(Data("second\n".utf8), name: "b.gz"))
+        let both = try directory.write(first + second, to: "both.gz")
         _ = try Gzip.decompress(file: both, to: directory.file("both"))
         #expect(try String(contentsOfFile: directory.file("both"), encoding: .utf8) == "first\nsecond\n")
     }
 
     @Test("a truncated file is an error, never short output", arguments: [1, 5, 10, 100, 50_000, -8, -4, -1])
     func truncated(cut: Int) throws {
-        let whole = try read(compressed(Content.compressible.bytes + Content.random.bytes.prefix(100_000)))
+        let whole = try directory.read(compressed(Content.compressible.bytes + Content.random.bytes.prefix(100_000)))
         let keep = cut > 0 ? cut : whole.count + cut
-        let path = try write(whole.prefix(keep), to: "truncated.gz")
+        let path = try directory.write(whole.prefix(keep), to: "truncated.gz")
         expectGzipError(containing: "truncated", decompressing: path)
     }
 
     @Test("a flipped byte in the data is an error")
     func flippedByteInData() throws {
-        var bytes = try read(compressed(Content.compressible.bytes))
+        var bytes = try directory.read(compressed(Content.compressible.bytes))
         bytes[bytes.count / 2] ^= 0x10
-        let path = try write(bytes, to: "flipped.gz")
+        let path = try directory.write(bytes, to: "flipped.gz")
         expectGzipError(containing: "corrupted", decompressing: path)
     }
 
     @Test("a damaged trailer is caught: the CRC (8 to 5 bytes from the end) and the length (last 4)",
           arguments: [(6, "CRC mismatch"), (2, "length mismatch")])
     func damagedTrailer(fromEnd: Int, message: String) throws {
-        var bytes = try read(compressed(Content.compressible.bytes))
+        var bytes = try directory.read(compressed(Content.compressible.bytes))
         bytes[bytes.count - fromEnd] ^= 0x01
-        let path = try write(bytes, to: "trailer.gz")
+        let path = try directory.write(bytes, to: "trailer.gz")
         expectGzipError(containing: message, decompressing: path)
     }
 
     @Test("bytes after the end of the stream are an error")
     func trailingGarbage() throws {
-        let bytes = try read(compressed(Content.oneByte.bytes))
-        let path = try write(bytes + Data("garbage".utf8), to: "trailing.gz")
+        let bytes = try directory.read(compressed(Content.oneByte.bytes))
+        let path = try directory.write(bytes + Data("garbage".utf8), to: "trailing.gz")
         expectGzipError(containing: "after the end", decompressing: path)
     }
 
     @Test("a file that is not gzip is an error", arguments: ["SQLite format 3\u{0}and more", ""])
     func notGzip(text: String) throws {
-        let path = try write(Data(text.utf8), to: "plain.txt")
+        let path = try directory.write(Data(text.utf8), to: "plain.txt")
         expectGzipError(containing: text.isEmpty ? "empty" : "not a gzip file", decompressing: path)
     }
 
     @Test("writing into a missing directory names the path and the reason")
     func missingDirectory() throws {
-        let source = try write(Data("x".utf8), to: "x")
+        let source = try directory.write(Data("x".utf8), to: "x")
         let destination = directory.file("no/such/dir/x.gz")
         #expect {
             _ = try Gzip.compress(file: source, to: destination)
@@ -215,8 +216,8 @@ struct GzipTests {
 
     @Test("an existing file is never overwritten, and is left as it was")
     func existingDestination() throws {
-        let source = try write(Data("new".utf8), to: "source")
-        let existing = try write(Data("precious".utf8), to: "existing.gz")
+        let source = try directory.write(Data("new".utf8), to: "source")
+        let existing = try directory.write(Data("precious".utf8), to: "existing.gz")
         #expect(throws: GzipError.self) { _ = try Gzip.compress(file: source, to: existing) }
         #expect(try String(contentsOfFile: existing, encoding: .utf8) == "precious")
     }
