@@ -84,6 +84,10 @@ final class TerminalProgress: ProgressReporter {
     }
 
     func update(phase: String, done: Int64, total: Int64?, unit: ProgressUnit) {
+        if Self.timings, phase != self.phase {
+            FileHandle.standardError.write(Data(String(format: "[%7.3f s] %@\n", Date().timeIntervalSince(start), phase).utf8))
+            if !enabled { self.phase = phase }
+        }
         guard enabled else { return }
         let now = Date()
         if phase != self.phase {
@@ -106,7 +110,12 @@ final class TerminalProgress: ProgressReporter {
         drawn = true
     }
 
+    private static let timings = ProcessInfo.processInfo.environment["MIGSNAP_TIMINGS"] != nil
+
     func finish() {
+        if Self.timings {
+            FileHandle.standardError.write(Data(String(format: "[%7.3f s] (%@ done)\n", Date().timeIntervalSince(start), phase).utf8))
+        }
         guard enabled, drawn else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
         drawn = false

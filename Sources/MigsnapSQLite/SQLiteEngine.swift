@@ -222,7 +222,9 @@ public final class SQLiteEngine: DatabaseEngine {
 
         func compareWithLive(scope: DiffScope, progress: ProgressReporter) throws -> DatabaseDiff {
             // The image is a staging file, or the hot image where it lies; either is only read here.
-            try engine.compare((staging ?? hotImage)!, payload: nil, with: engine.path, payload: nil, scope: scope)
+            progress.update(phase: "comparing with the database", done: 0, total: nil)
+            defer { progress.finish() }
+            return try engine.compare((staging ?? hotImage)!, payload: nil, with: engine.path, payload: nil, scope: scope)
         }
 
         func commit(progress: ProgressReporter) throws {
@@ -352,6 +354,7 @@ public final class SQLiteEngine: DatabaseEngine {
             let image = try Connection(path: imagePath, mode: .readWrite)
             // A bigger page cache makes integrity_check markedly faster; 8 MiB keeps memory flat.
             try image.execute("PRAGMA cache_size = -8192")
+            progress.update(phase: "checking integrity", done: 0, total: nil)
             let problems = try IntegrityCheck.problems(path: imagePath, connection: image, threads: threads)
             guard problems == ["ok"] else {
                 throw MigsnapError.verificationFailed(

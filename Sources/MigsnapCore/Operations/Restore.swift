@@ -113,6 +113,7 @@ public struct RestoreOperation {
         }
         let exists = try engine.databaseExists()
         let current = exists ? try engine.currentRevisions(versionTable: versionTable) : []
+        progress.update(phase: "counting rows", done: 0, total: nil)
         let (rowsNow, unknownRows) = exists ? try engine.rowCountsForPlan() : ([:], [:])
         var plan = RestorePlan(
             current: current, target: manifest.revisions, undone: try undone(current, manifest.revisions),
