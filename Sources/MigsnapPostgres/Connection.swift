@@ -132,6 +132,66 @@ final class Connection {
         return rows
     }
 
+    /// Runs `sqlA` on `a` and `sqlB` on `b` at the same time (both sent before either is
+    /// awaited), so that the server works on both at once. One statement each, no parameters.
+    static func concurrently(_ a: Connection, _ sqlA: String, _ b: Connection, _ sqlB: String) throws -> (QueryResult, QueryResult) {
+        try a.send(sqlA)
+        do {
+            try b.send(sqlB)
+        } catch {
+            _ = try? a.awaitResult()
+            throw error
+        }
+        let x = Result { try a.awaitResult() }
+        let y = Result { try b.awaitResult() }
+        return (try x.get(), try y.get())
+    }
+
+    private func send(_ sql: String) throws {
+        guard PQsendQuery(conn, sql) == 1 else {
+            throw QueryError(sqlState: nil, message: String(cString: PQerrorMessage(conn)))
+        }
+    }
+
+    /// The result of the query `send` started: the last of its results, or its first error.
+    private func awaitResult() throws -> QueryResult {
+        var last: QueryResult?
+        var failure: QueryError?
+        while let raw = PQgetResult(conn) {
+            let result = QueryResult(raw)
+            switch result.status {
+            case PGRES_COMMAND_OK, PGRES_TUPLES_OK: last = result
+            default:
+                if failure == nil {
+                    failure = QueryError(sqlState: result.sqlState, message: result.errorMessage ?? String(cString: PQerrorMessage(conn)))
+                }
+            }
+        }
+        if let failure { throw failure }
+        guard let last else { throw QueryError(sqlState: nil, message: String(cString: PQerrorMessage(conn))) }
+        return last
+    }
+
+    /// Starts `COPY (query) TO STDOUT (FORMAT binary)`; `nextCopyRow` then reads it row by row.
+    func startCopyOut(_ query: String) throws {
+        let result = QueryResult(PQexec(conn, "COPY (\(query)) TO STDOUT (FORMAT binary)"))
+        guard result.status == PGRES_COPY_OUT else {
+            throw QueryError(sqlState: result.sqlState, message: result.errorMessage ?? String(cString: PQerrorMessage(conn)))
+        }
+    }
+
+    /// The next CopyData message of a COPY OUT (libpq's buffer: free it with `PQfreemem`), or nil
+    /// at its end, after which the COPY's outcome has been read (and thrown if it failed).
+    func nextCopyMessage() throws -> (UnsafeMutablePointer<CChar>, Int)? {
+        var buffer: UnsafeMutablePointer<CChar>?
+        let length = PQgetCopyData(conn, &buffer, 0)
+        if length > 0, let buffer { return (buffer, Int(length)) }
+        if let buffer { PQfreemem(buffer) }
+        if let error = Self.drain(conn) { throw error }
+        if length == -2 { throw QueryError(sqlState: nil, message: String(cString: PQerrorMessage(conn))) }
+        return nil
+    }
+
     /// Reads the results left after a COPY; the first error among them.
     private static func drain(_ conn: OpaquePointer) -> QueryError? {
         var first: QueryError?

@@ -1,3 +1,4 @@
+import CLibPQ
 import Foundation
 import MigsnapCore
 
@@ -144,26 +145,49 @@ final class PostgresComparison {
         let typesA = Dictionary(colsA.all.map { ($0.name, $0) }, uniquingKeysWith: { x, _ in x })
         let typesB = Dictionary(colsB.all.map { ($0.name, $0) }, uniquingKeysWith: { x, _ in x })
         let byValue = matched.map { typesA[$0]!.isInteger && typesB[$0]!.isInteger }
+        // The row as one text: the column itself where both sides have the same type (its output
+        // is then the same function's), else its text form, as the per-column comparison does.
+        func rowText(_ columns: [String]) -> String {
+            // The whole row, where it is these columns and the same on both sides.
+            let sameTable = colsA.all.map(\.name) == colsB.all.map(\.name) && colsA.all.map(\.type) == colsB.all.map(\.type)
+                && Set(columns) == namesA && columns.count == colsA.all.count
+            if sameTable { return "t::text" }
+            return "ROW(" + columns.map { column in
+                typesA[column]!.type == typesB[column]!.type ? "t.\(quoteIdentifier(column))" : "t.\(quoteIdentifier(column))::text"
+            }.joined(separator: ", ") + ")::text"
+        }
+        // Equal fingerprints (count, and the sum of a 64-bit hash of every row) on both sides:
+        // the table is the same; nothing to stream.
+        let fingerprint = "SELECT count(*), sum(hashtextextended(\(rowText(matched + values)) COLLATE \"C\", 0)) FROM %@ AS t"
+        let (fa, fb) = try both("Could not read \(name)",
+                                fingerprint.replacingOccurrences(of: "%@", with: relationA),
+                                fingerprint.replacingOccurrences(of: "%@", with: relationB))
+        if fa.value(row: 0, column: 0) == fb.value(row: 0, column: 0) && fa.value(row: 0, column: 1) == fb.value(row: 0, column: 1) {
+            if scope.rowLimit != nil { table.rows = DatabaseDiff.Rows() }
+            return table
+        }
+        // Without rows to show (a plan counts), a row's values travel as one hash.
+        let hashed = scope.rowLimit == nil && !values.isEmpty
+        let compared = hashed ? 1 : values.count
         func query(_ relation: String) -> String {
             // Qualified: a bare name in ORDER BY would sort by the output column of that name, the text.
-            let select = (matched + values).map { "t.\(quoteIdentifier($0))::text" }.joined(separator: ", ")
+            let keys = matched.map { "t.\(quoteIdentifier($0))::text" }
+            let rest = hashed
+                ? ["hashtextextended(\(rowText(values)) COLLATE \"C\", 0)::text"]
+                : values.map { "t.\(quoteIdentifier($0))::text" }
             let order = zip(matched, byValue).map { column, byValue in
                 byValue ? "t.\(quoteIdentifier(column))" : "t.\(quoteIdentifier(column))::text COLLATE \"C\""
             }.joined(separator: ", ")
-            return "SELECT \(select) FROM \(relation) AS t ORDER BY \(order)"
+            return "SELECT \((keys + rest).joined(separator: ", ")) FROM \(relation) AS t ORDER BY \(order)"
         }
-        let x = try RowStream(a, query(relationA), context: "Could not read \(name) in A")
-        let y = try RowStream(b, query(relationB), context: "Could not read \(name) in B")
-        defer {
-            x.close()
-            y.close()
-        }
+        let x = try RowStream(a, query(relationA), columns: matched.count + compared, context: "Could not read \(name) in A")
+        let y = try RowStream(b, query(relationB), columns: matched.count + compared, context: "Could not read \(name) in B")
         var rows = DatabaseDiff.Rows()
         let limit = scope.rowLimit ?? 0
         func fields(_ stream: RowStream, _ columns: [String], from: Int, types: [String: Column]) -> DiffFields {
             DiffFields(columns.enumerated().map { ($1, stream.value(from + $0, type: types[$1]!.type)) })
         }
-        var compared: Int64 = 0
+        var seen: Int64 = 0
         while x.hasRow || y.hasRow {
             let order = !y.hasRow ? -1 : !x.hasRow ? 1 : compareKeys(x, y, byValue)
             if order < 0 {
@@ -175,7 +199,7 @@ final class PostgresComparison {
                 if rows.onlyInB.count < limit { rows.onlyInB.append(fields(y, matched, from: 0, types: typesB)) }
                 try y.advance()
             } else {
-                let differing = values.indices.filter { !x.same(y, column: matched.count + $0) }
+                let differing = (0..<compared).filter { !x.same(y, column: matched.count + $0) }
                 if !differing.isEmpty {
                     table.changed += 1
                     if rows.changed.count < limit {
@@ -189,8 +213,8 @@ final class PostgresComparison {
                 try x.advance()
                 try y.advance()
             }
-            compared += 1
-            if compared % 100_000 == 0 { progress.update(phase: "comparing \(name)", done: compared, total: nil) }
+            seen += 1
+            if seen % 100_000 == 0 { progress.update(phase: "comparing \(name)", done: seen, total: nil) }
         }
         if scope.rowLimit != nil { table.rows = rows }
         return table
@@ -199,21 +223,31 @@ final class PostgresComparison {
     /// Negative when x's row comes first; a NULL (possible where the key is only one side's) last, as ORDER BY puts it.
     private func compareKeys(_ x: RowStream, _ y: RowStream, _ byValue: [Bool]) -> Int {
         for (column, byValue) in byValue.enumerated() {
-            switch (x.cString(column), y.cString(column)) {
+            switch (x.bytes(column), y.bytes(column)) {
             case (nil, nil): continue
             case (nil, _): return 1
             case (_, nil): return -1
             case (let p?, let q?):
                 if byValue {
-                    let l = strtoll(p, nil, 10), r = strtoll(q, nil, 10)
+                    let l = x.integer(column) ?? 0, r = y.integer(column) ?? 0
                     if l != r { return l < r ? -1 : 1 }
                 } else {
-                    let c = strcmp(p, q)
+                    let c = p.isEmpty || q.isEmpty ? 0 : memcmp(p.baseAddress!, q.baseAddress!, min(p.count, q.count))
                     if c != 0 { return c < 0 ? -1 : 1 }
+                    if p.count != q.count { return p.count < q.count ? -1 : 1 }
                 }
             }
         }
         return 0
+    }
+
+    /// `sqlA` on A and `sqlB` on B, at the same time.
+    private func both(_ what: String, _ sqlA: String, _ sqlB: String) throws -> (QueryResult, QueryResult) {
+        do {
+            return try Connection.concurrently(a, sqlA, b, sqlB)
+        } catch let error as QueryError {
+            throw MigsnapError.failed("\(what): \(error.message)")
+        }
     }
 
     private func count(_ side: Connection, _ relation: String) throws -> Int64 {
@@ -230,60 +264,126 @@ final class PostgresComparison {
     }
 }
 
-/// The rows of one query, fetched from a server-side cursor a batch at a time.
+/// The rows of one query, streamed by `COPY (query) TO STDOUT (FORMAT binary)`: no round trip
+/// per batch, and the server goes on producing rows while the other side is read. Every column
+/// is selected as text, which binary COPY sends as its bytes; a row's fields point into libpq's
+/// message, valid until `advance`.
 private final class RowStream {
-    private static let batch = 2_000
+    private static let signature: [UInt8] = Array("PGCOPY\n".utf8) + [0xFF, 0x0D, 0x0A, 0x00]
     private let connection: Connection
-    private let cursor: String
     private let context: String
-    private var result: QueryResult
-    private var row = 0
+    private let columns: Int
+    private var message: UnsafeMutablePointer<CChar>?
+    private var headerRead = false
+    /// Each field's offset in `message` and length (-1: NULL).
+    private var fields: [(offset: Int, length: Int)] = []
+    private(set) var hasRow = false
 
-    init(_ connection: Connection, _ sql: String, context: String) throws {
+    init(_ connection: Connection, _ sql: String, columns: Int, context: String) throws {
         self.connection = connection
         self.context = context
-        cursor = "migsnap_diff"
+        self.columns = columns
         do {
-            try connection.execute("DECLARE \(cursor) NO SCROLL CURSOR FOR \(sql)")
-            result = try connection.execute("FETCH \(Self.batch) FROM \(cursor)")
+            try connection.startCopyOut(sql)
         } catch let error as QueryError {
             throw MigsnapError.failed("\(context) (\(connection.target.redacted)): \(error.message)")
         }
+        try advance()
     }
 
-    var hasRow: Bool { row < result.rowCount }
+    deinit {
+        if let message { PQfreemem(message) }
+    }
 
     func advance() throws {
-        row += 1
-        guard row == result.rowCount, row == Self.batch else { return }
-        do {
-            result = try connection.execute("FETCH \(Self.batch) FROM \(cursor)")
-            row = 0
-        } catch let error as QueryError {
-            throw MigsnapError.failed("\(context) (\(connection.target.redacted)): \(error.message)")
+        if let message {
+            PQfreemem(message)
+            self.message = nil
+        }
+        hasRow = false
+        while true {
+            let next: (UnsafeMutablePointer<CChar>, Int)?
+            do {
+                next = try connection.nextCopyMessage()
+            } catch let error as QueryError {
+                throw MigsnapError.failed("\(context) (\(connection.target.redacted)): \(error.message)")
+            }
+            guard let (buffer, length) = next else { return }
+            if try parse(UnsafeRawPointer(buffer), length) {
+                message = buffer
+                hasRow = true
+                return
+            }
+            PQfreemem(buffer)
         }
     }
 
-    func close() {
-        _ = try? connection.execute("CLOSE \(cursor)")
+    /// Reads one message: the header (alone or before the first row), a row, or the trailer.
+    /// True when it holds a row.
+    private func parse(_ bytes: UnsafeRawPointer, _ length: Int) throws -> Bool {
+        var position = 0
+        func int(_ size: Int) throws -> Int {
+            guard position + size <= length else { throw malformed() }
+            defer { position += size }
+            var value = 0
+            for i in 0..<size { value = value << 8 | Int(bytes.load(fromByteOffset: position + i, as: UInt8.self)) }
+            // Two's complement of the field's width.
+            return value >= 1 << (size * 8 - 1) ? value - 1 << (size * 8) : value
+        }
+        if !headerRead {
+            guard length >= 19, memcmp(bytes, Self.signature, 11) == 0 else { throw malformed() }
+            position = 15
+            position += try int(4)
+            headerRead = true
+            if position == length { return false }
+        }
+        let count = try int(2)
+        if count == -1 { return false }
+        guard count == columns else { throw malformed() }
+        fields.removeAll(keepingCapacity: true)
+        for _ in 0..<count {
+            let size = try int(4)
+            fields.append((position, size))
+            if size > 0 { position += size }
+            guard position <= length else { throw malformed() }
+        }
+        return true
     }
 
-    func cString(_ column: Int) -> UnsafePointer<CChar>? {
-        result.cString(row: row, column: column)
+    private func malformed() -> MigsnapError {
+        .failed("\(context) (\(connection.target.redacted)): the server sent COPY data migsnap cannot read")
+    }
+
+    /// The field's bytes; nil for NULL.
+    func bytes(_ column: Int) -> UnsafeRawBufferPointer? {
+        guard let message, fields[column].length >= 0 else { return nil }
+        return UnsafeRawBufferPointer(start: UnsafeRawPointer(message) + fields[column].offset, count: fields[column].length)
+    }
+
+    /// An integer column's value (its text form parsed).
+    func integer(_ column: Int) -> Int64? {
+        guard let field = bytes(column), !field.isEmpty else { return nil }
+        var value: Int64 = 0
+        let negative = field[0] == UInt8(ascii: "-")
+        for byte in field.dropFirst(negative ? 1 : 0) {
+            value = value &* 10 &+ Int64(byte &- UInt8(ascii: "0"))
+        }
+        return negative ? 0 &- value : value
     }
 
     /// NULL only equals NULL; text forms compare byte for byte.
     func same(_ other: RowStream, column: Int) -> Bool {
-        switch (cString(column), other.cString(column)) {
+        switch (bytes(column), other.bytes(column)) {
         case (nil, nil): return true
-        case (let p?, let q?): return strcmp(p, q) == 0
+        case (let p?, let q?): return p.count == q.count && (p.isEmpty || memcmp(p.baseAddress!, q.baseAddress!, p.count) == 0)
         default: return false
         }
     }
 
     /// The value for `diff --rows`: numbers as numbers, bytea as hex, everything else as its text.
     func value(_ column: Int, type: String) -> DiffValue {
-        guard let text = result.value(row: row, column: column) else { return .null }
+        guard let field = bytes(column) else { return .null }
+        let text = String(decoding: field, as: UTF8.self)
         switch type {
         case "int2", "int4", "int8": return Int64(text).map(DiffValue.integer) ?? .text(text)
         case "float4", "float8": return Double(text).flatMap { $0.isFinite ? DiffValue.real($0) : nil } ?? .text(text)

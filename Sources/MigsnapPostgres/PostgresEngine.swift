@@ -210,7 +210,9 @@ public final class PostgresEngine: DatabaseEngine {
     func stage(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> PostgresStagedRestore {
         let admin = try Connection(maintenanceTarget)
         let tools = try ClientTools.find(serverVersion: admin.serverVersionNumber)
-        _ = try inspect(payload: payload, versionTable: versionTable, tools: tools, progress: progress)
+        // The restore into the scratch database reads the whole payload: a separate read first
+        // would only repeat it. Where that restore fails, `inspect` tells a damaged payload
+        // (exit 3) from a failing server.
         let swap = DatabaseSwap(admin: admin, live: databaseName, context: target.redacted)
         try swap.dropDebris()
         try swap.createScratch()
@@ -227,6 +229,7 @@ public final class PostgresEngine: DatabaseEngine {
                         "pg_restore into a scratch copy failed: the PostgreSQL server ran out of disk space (\(output.reason)).",
                         hint: "Free space on the server's disk: a restore needs room for a second copy of the database while it loads. The database \(target.redacted) was not changed.")
                 }
+                _ = try inspect(payload: payload, versionTable: versionTable, tools: tools, progress: progress)
                 throw MigsnapError.failed("pg_restore into a scratch copy failed: \(output.reason)",
                                           hint: "The database \(target.redacted) was not changed.")
             }

@@ -149,6 +149,44 @@ struct PostgresDiffTests {
         #expect(try scratchDatabases(of: db) == "")
     }
 
+    /// A table whose row count is unchanged is still read row by row when anything in it
+    /// changed: the whole-table fingerprint (count and a sum of row hashes) must not pass it by.
+    @Test func changesThatKeepTheRowCountAreFound() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgres(db)
+        try db.psql("""
+            CREATE TABLE big (id int PRIMARY KEY, v text);
+            INSERT INTO big SELECT g, 'v' || g FROM generate_series(1, 20000) g;
+            CREATE TABLE swapped (id int PRIMARY KEY, v text);
+            INSERT INTO swapped VALUES (1, 'a'), (2, 'b'), (3, 'c');
+            CREATE TABLE empties (id int PRIMARY KEY, v text);
+            INSERT INTO empties VALUES (1, NULL), (2, ''), (3, 'x');
+            CREATE TABLE bag (v text);
+            INSERT INTO bag VALUES ('x'), ('x'), ('y');
+            CREATE TABLE still (id int PRIMARY KEY, v text);
+            INSERT INTO still SELECT g, 'same' FROM generate_series(1, 1000) g;
+            """)
+        let a = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try db.psql("""
+            UPDATE big SET v = 'changed' WHERE id = 12345;
+            UPDATE swapped SET v = CASE id WHEN 1 THEN 'b' WHEN 2 THEN 'a' ELSE v END;
+            UPDATE empties SET v = CASE id WHEN 1 THEN '' WHEN 2 THEN NULL ELSE v END;
+            UPDATE bag SET v = 'y' WHERE ctid = (SELECT ctid FROM bag WHERE v = 'x' LIMIT 1);
+            """)
+        let expected = ["big": [0, 0, 1], "swapped": [0, 0, 2], "empties": [0, 0, 2], "bag": [1, 1, 0], "still": [0, 0, 0]]
+        let report = try #require(try p.json(try p.ok("diff", a, "--json").stdout) as? [String: Any])
+        for (name, counted) in expected {
+            #expect(try counts(report, "public.\(name)") == counted, "\(name)")
+            // With --rows each row travels whole (no hash): the same counts.
+            let rows = try #require(try p.json(try p.ok("diff", a, "--table", name, "--rows", "--json").stdout) as? [String: Any])
+            #expect(try counts(rows, "public.\(name)") == counted, "\(name) --rows")
+        }
+        let plan = try #require(try p.json(try p.ok("restore", a, "--dry-run", "--json").stdout) as? [String: Any])
+        #expect(plan["changed_rows"] as? [String: Int] == ["public.big": 1, "public.swapped": 2, "public.empties": 2], "\(plan)")
+        #expect(plan["discarded_rows"] as? [String: Int] == ["public.bag": 1], "\(plan)")
+        #expect(plan["restored_rows"] as? [String: Int] == ["public.bag": 1], "\(plan)")
+    }
+
     @Test func aFailedDiffLeavesNoScratchDatabase() throws {
         let db = try PostgresDatabase()
         let p = try Project.postgres(db)

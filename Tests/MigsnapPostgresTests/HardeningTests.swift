@@ -54,6 +54,29 @@ struct PostgresHardeningTests {
         #expect(try db.state() == before)
     }
 
+    /// A payload pg_restore cannot read is found by the restore into the scratch copy itself (no
+    /// separate read first), and still reported as a damaged snapshot, not as a failing server.
+    @Test func anUnreadablePayloadIsAVerificationFailure() throws {
+        let db = try TestDatabase()
+        try db.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100);")
+        try db.engine.snapshot(into: db.payload(), versionTable: VersionTable(), progress: SilentProgress())
+        let whole = try Data(contentsOf: db.payload())
+        try whole.prefix(whole.count / 2).write(to: db.payload())
+        let before = try db.state()
+        do {
+            _ = try db.engine.stageRestore(payload: db.payload(), versionTable: VersionTable(), progress: SilentProgress())
+            Issue.record("a truncated payload was restored")
+        } catch let error as MigsnapError {
+            guard case .verificationFailed = error else {
+                Issue.record("not a verification failure: \(error)")
+                return
+            }
+            #expect(error.message.contains("pg_restore cannot read"), "\(error.message)")
+        }
+        #expect(try databases(like: DatabaseSwap.debrisPrefix(db.name), db.server).isEmpty, "the scratch copy was dropped")
+        #expect(try db.state() == before)
+    }
+
     /// The child's stderr goes through a pipe drained as it runs. (That no temporary file is needed
     /// is checked end to end, with TMPDIR missing for the migsnap process alone, in
     /// PostgresHardeningTests: changing this process's TMPDIR would break tests running beside it.)
