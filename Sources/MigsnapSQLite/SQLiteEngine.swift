@@ -298,7 +298,10 @@ public final class SQLiteEngine: DatabaseEngine {
                     try image.execute("PRAGMA journal_mode=OFF; PRAGMA page_size=\(livePageSize); VACUUM;")
                 }
             }
-            try live.backup(from: image, pagesPerStep: -1) { done, total in
+            // In steps, for the progress line: the backup holds the live database's write
+            // transaction from its first step to its last (SQLite commits only when all pages
+            // are copied), so a run killed between steps leaves the old database, as in one step.
+            try live.backup(from: image, pagesPerStep: Self.snapshotPagesPerStep) { done, total in
                 progress.update(phase: "restoring", done: done, total: total, unit: .pages)
             }
         }
