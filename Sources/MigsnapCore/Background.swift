@@ -1,12 +1,12 @@
 import Foundation
 
 /// Work on a thread of its own, beside the caller's; `wait()` gives its result.
-final class Background<T>: @unchecked Sendable {
+public final class Background<T>: @unchecked Sendable {
     private let work: () throws -> T
     private var result: Result<T, Error>?
     private let done = DispatchSemaphore(value: 0)
 
-    init(_ work: @escaping () throws -> T) {
+    public init(_ work: @escaping () throws -> T) {
         self.work = work
         Thread { [self] in
             result = Result { try self.work() }
@@ -15,7 +15,7 @@ final class Background<T>: @unchecked Sendable {
     }
 
     /// Blocks until the work is done; its value or its error. May be called more than once.
-    func wait() throws -> T {
+    public func wait() throws -> T {
         done.wait()
         done.signal()
         return try result!.get()

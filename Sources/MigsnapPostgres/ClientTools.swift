@@ -11,10 +11,18 @@ struct ClientTools {
     /// `serverVersion` is libpq's number (150018); nil picks the newest installation (reading a file needs no server).
     static func find(serverVersion: Int?) throws -> ClientTools {
         let serverMajor = serverVersion.map { $0 >= 100_000 ? $0 / 10_000 : $0 / 100 }
-        let found = candidateDirectories().compactMap(installation(in:))
-        let suitable = found.filter { serverMajor == nil || $0.major >= serverMajor! }
-        if let choice = serverMajor == nil ? suitable.max(by: { $0.major < $1.major }) : suitable.first {
-            return choice
+        // Each candidate runs `pg_dump --version`: a directory reached twice (/bin and /usr/bin)
+        // is asked once, and for a server the first suitable one ends the search.
+        var seen = Set<String>()
+        var found: [ClientTools] = []
+        for directory in candidateDirectories() {
+            let real = URL(fileURLWithPath: directory + "/pg_dump").resolvingSymlinksInPath().path
+            guard seen.insert(real).inserted, let tools = installation(in: directory) else { continue }
+            if let serverMajor, tools.major >= serverMajor { return tools }
+            found.append(tools)
+        }
+        if serverMajor == nil, let newest = found.max(by: { $0.major < $1.major }) {
+            return newest
         }
         guard let newest = found.max(by: { $0.major < $1.major }), let serverMajor else {
             throw MigsnapError.failed("pg_dump and pg_restore were not found (looked in PATH and /usr/lib/postgresql/*/bin).",

@@ -151,18 +151,33 @@ public final class PostgresEngine: DatabaseEngine {
         guard FileManager.default.createFile(atPath: payload.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
             throw MigsnapError.failed("Could not create \(payload.path).")
         }
-        let output = try ChildProcess.run(
-            tools.pgDump, ["--format=custom", "--compress=6", "--no-password", "--snapshot=\(snapshotID)", "--file=\(payload.path)"],
-            environment: childEnvironment(target), captureOutput: false,
-            poll: { progress.update(phase: "pg_dump", done: Self.size(of: payload), total: nil) })
+        // The rows are counted in the dump's own MVCC snapshot while pg_dump runs, on a connection
+        // of their own (an error there must not end the transaction pg_dump imports its snapshot
+        // from). A table the role cannot count leaves the shape out (guards then say they cannot
+        // tell), not the snapshot.
+        let counting = Background { [target] () -> DatabaseShape? in
+            guard let counter = try? Connection(target),
+                  (try? counter.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '\(snapshotID)'")) != nil
+            else { return nil }
+            defer { _ = try? counter.execute("ROLLBACK") }
+            return try? self.shape(counter).shape
+        }
+        let output: ChildOutput
+        do {
+            output = try ChildProcess.run(
+                tools.pgDump, ["--format=custom", "--compress=6", "--no-password", "--snapshot=\(snapshotID)", "--file=\(payload.path)"],
+                environment: childEnvironment(target), captureOutput: false,
+                poll: { progress.update(phase: "pg_dump", done: Self.size(of: payload), total: nil) })
+        } catch {
+            _ = try? counting.wait()
+            throw error
+        }
         progress.finish()
+        let shape = try counting.wait()
         guard output.status == 0 else {
             throw MigsnapError.failed("pg_dump of \(target.redacted) failed: \(output.reason)",
                                       hint: "The database was not changed; no snapshot was taken.")
         }
-        // Read in the dump's own MVCC snapshot. A table the role cannot count leaves the shape
-        // out (guards then say they cannot tell), not the snapshot.
-        let shape = try? shape(connection).shape
         _ = try query(connection, "COMMIT", "Could not end the snapshot transaction")
         return SnapshotCapture(revisions: revisions, rawBytes: Self.size(of: payload), shape: shape)
     }
