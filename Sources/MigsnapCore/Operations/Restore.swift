@@ -103,18 +103,26 @@ public struct RestoreOperation {
             throw MigsnapError.invalidInput(
                 "Snapshot \(manifest.id) is a \(manifest.engine.rawValue) snapshot; \(engine.redactedLocation) is a \(engine.kind.rawValue) database.")
         }
-        let scratch = try store.makeScratch()
-        let source = try store.stageRestore(manifest, engine: engine, versionTable: versionTable, scratch: scratch,
+        let exists = try engine.databaseExists()
+        // The live rows are counted while the snapshot is staged (the plan's "rows now").
+        let engine = engine
+        let counting = exists ? Background { try engine.rowCountsForPlan() } : nil
+        let source: StagedFromStore
+        do {
+            let scratch = try store.makeScratch()
+            source = try store.stageRestore(manifest, engine: engine, versionTable: versionTable, scratch: scratch,
                                             progress: progress, log: log)
+        } catch {
+            _ = try? counting?.wait()
+            throw error
+        }
         let staged = source.staged
         guard staged.content.revisions == manifest.revisions else {
             throw MigsnapError.verificationFailed(
                 "Snapshot \(manifest.id) holds \(Revisions.named(staged.content.revisions)) but its manifest says \(Revisions.describe(manifest.revisions)).")
         }
-        let exists = try engine.databaseExists()
         let current = exists ? try engine.currentRevisions(versionTable: versionTable) : []
-        progress.update(phase: "counting rows", done: 0, total: nil)
-        let (rowsNow, unknownRows) = exists ? try engine.rowCountsForPlan() : ([:], [:])
+        let (rowsNow, unknownRows) = try counting?.wait() ?? ([:], [:])
         var plan = RestorePlan(
             current: current, target: manifest.revisions, undone: try undone(current, manifest.revisions),
             via: .restore, snapshot: manifest.id, discardedRows: [:],
