@@ -156,15 +156,23 @@ final class PostgresComparison {
                 typesA[column]!.type == typesB[column]!.type ? "t.\(quoteIdentifier(column))" : "t.\(quoteIdentifier(column))::text"
             }.joined(separator: ", ") + ")::text"
         }
+        // hashtextextended (64 bits) came with PostgreSQL 11; before it, md5 for the streamed rows
+        // and no fingerprint.
+        let modern = a.serverVersionNumber >= 110_000
+        func hash(_ text: String) -> String {
+            modern ? "hashtextextended(\(text) COLLATE \"C\", 0)::text" : "md5(\(text))"
+        }
         // Equal fingerprints (count, and the sum of a 64-bit hash of every row) on both sides:
         // the table is the same; nothing to stream.
-        let fingerprint = "SELECT count(*), sum(hashtextextended(\(rowText(matched + values)) COLLATE \"C\", 0)) FROM %@ AS t"
-        let (fa, fb) = try both("Could not read \(name)",
-                                fingerprint.replacingOccurrences(of: "%@", with: relationA),
-                                fingerprint.replacingOccurrences(of: "%@", with: relationB))
-        if fa.value(row: 0, column: 0) == fb.value(row: 0, column: 0) && fa.value(row: 0, column: 1) == fb.value(row: 0, column: 1) {
-            if scope.rowLimit != nil { table.rows = DatabaseDiff.Rows() }
-            return table
+        if modern {
+            let fingerprint = "SELECT count(*), sum(hashtextextended(\(rowText(matched + values)) COLLATE \"C\", 0)) FROM %@ AS t"
+            let (fa, fb) = try both("Could not read \(name)",
+                                    fingerprint.replacingOccurrences(of: "%@", with: relationA),
+                                    fingerprint.replacingOccurrences(of: "%@", with: relationB))
+            if fa.value(row: 0, column: 0) == fb.value(row: 0, column: 0) && fa.value(row: 0, column: 1) == fb.value(row: 0, column: 1) {
+                if scope.rowLimit != nil { table.rows = DatabaseDiff.Rows() }
+                return table
+            }
         }
         // Without rows to show (a plan counts), a row's values travel as one hash.
         let hashed = scope.rowLimit == nil && !values.isEmpty
@@ -173,7 +181,7 @@ final class PostgresComparison {
             // Qualified: a bare name in ORDER BY would sort by the output column of that name, the text.
             let keys = matched.map { "t.\(quoteIdentifier($0))::text" }
             let rest = hashed
-                ? ["hashtextextended(\(rowText(values)) COLLATE \"C\", 0)::text"]
+                ? [hash(rowText(values))]
                 : values.map { "t.\(quoteIdentifier($0))::text" }
             let order = zip(matched, byValue).map { column, byValue in
                 byValue ? "t.\(quoteIdentifier(column))" : "t.\(quoteIdentifier(column))::text COLLATE \"C\""
