@@ -33,21 +33,39 @@ extension PostgresEngine {
 final class PostgresComparison {
     private let a: Connection
     private let b: Connection
+    /// B's whole-row fingerprints, where they were computed before the comparison (`LiveSide`).
+    private let fingerprintsB: [String: LiveSide.Fingerprint]
     private let scope: DiffScope
     private let progress: ProgressReporter
 
-    init(a: PostgresTarget, b: PostgresTarget, scope: DiffScope, progress: ProgressReporter) throws {
+    convenience init(a: PostgresTarget, b: PostgresTarget, scope: DiffScope, progress: ProgressReporter) throws {
+        let other = try Connection(b)
+        try Self.begin(other)
+        try self.init(a: a, b: other, fingerprintsB: [:], scope: scope, progress: progress)
+    }
+
+    /// A against the live database read by `live` (in its transaction, with its fingerprints).
+    convenience init(a: PostgresTarget, live: LiveSide, scope: DiffScope, progress: ProgressReporter) throws {
+        try self.init(a: a, b: live.connection, fingerprintsB: live.fingerprints(), scope: scope, progress: progress)
+    }
+
+    private init(a: PostgresTarget, b: Connection, fingerprintsB: [String: LiveSide.Fingerprint], scope: DiffScope,
+                 progress: ProgressReporter) throws {
         self.a = try Connection(a)
-        self.b = try Connection(b)
+        try Self.begin(self.a)
+        self.b = b
+        self.fingerprintsB = fingerprintsB
         self.scope = scope
         self.progress = progress
-        for side in [self.a, self.b] {
-            try run(side, """
-                SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC';
-                SET extra_float_digits = 1; SET bytea_output = 'hex';
-                BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY
-                """, "Could not start a read")
-        }
+    }
+
+    /// The session settings that make a value's text form the same on both sides, and the read.
+    static func begin(_ side: Connection) throws {
+        try run(side, """
+            SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC';
+            SET extra_float_digits = 1; SET bytea_output = 'hex';
+            BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY
+            """, "Could not start a read")
     }
 
     deinit {
@@ -57,7 +75,7 @@ final class PostgresComparison {
 
     func run() throws -> DatabaseDiff {
         defer { progress.finish() }
-        let inA = try tables(a), inB = try tables(b)
+        let inA = try Self.tables(a), inB = try Self.tables(b)
         var names = Set(inA.keys).union(inB.keys).subtracting(scope.skipped)
         if let only = scope.table {
             // `orders` names public.orders, or the one table of that name in another schema.
@@ -84,7 +102,7 @@ final class PostgresComparison {
     }
 
     /// Tables by `schema.name`, each as a quoted relation name.
-    private func tables(_ side: Connection) throws -> [String: String] {
+    static func tables(_ side: Connection) throws -> [String: String] {
         let result = try run(side, PostgresEngine.userTables, "Could not list the tables")
         var tables: [String: String] = [:]
         for row in 0..<result.rowCount {
@@ -94,7 +112,7 @@ final class PostgresComparison {
         return tables
     }
 
-    private struct Column {
+    struct Column: Equatable {
         var name: String
         /// The base type's name (`int4`, `text`, …), which decides how listed values are shown.
         var type: String
@@ -102,7 +120,7 @@ final class PostgresComparison {
     }
 
     /// Columns in order, and the primary key's columns in key order.
-    private func columns(_ side: Connection, _ relation: String) throws -> (all: [Column], key: [String]) {
+    static func columns(_ side: Connection, _ relation: String) throws -> (all: [Column], key: [String]) {
         let result = try run(side, """
             SELECT a.attname, t.typname,
                    (SELECT k.n FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
@@ -122,7 +140,7 @@ final class PostgresComparison {
 
     private func compare(_ name: String, _ relationA: String, _ relationB: String) throws -> DatabaseDiff.Table {
         progress.update(phase: "comparing \(name)", done: 0, total: nil)
-        let colsA = try columns(a, relationA), colsB = try columns(b, relationB)
+        let colsA = try Self.columns(a, relationA), colsB = try Self.columns(b, relationB)
         let namesA = Set(colsA.all.map(\.name)), namesB = Set(colsB.all.map(\.name))
         let common = colsA.all.map(\.name).filter { namesB.contains($0) }
         // As SQLite's diff: A's key where B has its columns, else B's where A has them; else whole rows.
@@ -165,11 +183,17 @@ final class PostgresComparison {
         // Equal fingerprints (count, and the sum of a 64-bit hash of every row) on both sides:
         // the table is the same; nothing to stream.
         if modern {
-            let fingerprint = "SELECT count(*), sum(hashtextextended(\(rowText(matched + values)) COLLATE \"C\", 0)) FROM %@ AS t"
-            let (fa, fb) = try both("Could not read \(name)",
-                                    fingerprint.replacingOccurrences(of: "%@", with: relationA),
-                                    fingerprint.replacingOccurrences(of: "%@", with: relationB))
-            if fa.value(row: 0, column: 0) == fb.value(row: 0, column: 0) && fa.value(row: 0, column: 1) == fb.value(row: 0, column: 1) {
+            let whole = rowText(matched + values)
+            let fingerprint = "SELECT count(*), sum(hashtextextended(\(whole) COLLATE \"C\", 0)) FROM %@ AS t"
+            let sideA = fingerprint.replacingOccurrences(of: "%@", with: relationA)
+            // B's was computed already where it is of the same columns, the whole row.
+            let early = fingerprintsB[name].flatMap { $0.columns == colsB.all && whole == "t::text" ? $0 : nil }
+            let (fa, fb) = try early.map { (try Self.run(a, sideA, "Could not read \(name)"), $0) }
+                ?? { () throws -> (QueryResult, LiveSide.Fingerprint) in
+                    let (x, y) = try both("Could not read \(name)", sideA, fingerprint.replacingOccurrences(of: "%@", with: relationB))
+                    return (x, LiveSide.Fingerprint(columns: colsB.all, count: y.value(row: 0, column: 0), sum: y.value(row: 0, column: 1)))
+                }()
+            if fa.value(row: 0, column: 0) == fb.count && fa.value(row: 0, column: 1) == fb.sum {
                 if scope.rowLimit != nil { table.rows = DatabaseDiff.Rows() }
                 return table
             }
@@ -259,16 +283,62 @@ final class PostgresComparison {
     }
 
     private func count(_ side: Connection, _ relation: String) throws -> Int64 {
-        Int64(try run(side, "SELECT count(*) FROM \(relation)", "Could not count the rows of \(relation)").value(row: 0, column: 0) ?? "0") ?? 0
+        Int64(try Self.run(side, "SELECT count(*) FROM \(relation)", "Could not count the rows of \(relation)").value(row: 0, column: 0) ?? "0") ?? 0
     }
 
     @discardableResult
-    private func run(_ side: Connection, _ sql: String, _ what: String, _ parameters: [String] = []) throws -> QueryResult {
+    private static func run(_ side: Connection, _ sql: String, _ what: String, _ parameters: [String] = []) throws -> QueryResult {
         do {
             return try side.execute(sql, parameters)
         } catch let error as QueryError {
             throw MigsnapError.failed("\(what) in \(side.target.redacted): \(error.message)")
         }
+    }
+}
+
+/// The live side of a restore's comparison, opened before the snapshot is staged so that reading
+/// it overlaps pg_restore: its REPEATABLE READ transaction is the plan's moment, and each table's
+/// whole-row fingerprint is computed in it on a thread of its own meanwhile. Released (its
+/// connection closed) before the swap.
+final class LiveSide: @unchecked Sendable {
+    struct Fingerprint {
+        var columns: [PostgresComparison.Column]
+        var count: String?
+        var sum: String?
+    }
+
+    let connection: Connection
+    private let work: Background<[String: Fingerprint]>
+
+    init(_ target: PostgresTarget) throws {
+        let connection = try Connection(target)
+        // The transaction waits, idle, while pg_restore runs: a server's idle timeout must not end it.
+        _ = try? connection.execute("SET idle_in_transaction_session_timeout = 0")
+        try PostgresComparison.begin(connection)
+        self.connection = connection
+        work = Background {
+            var fingerprints: [String: Fingerprint] = [:]
+            guard connection.serverVersionNumber >= 110_000, let tables = try? PostgresComparison.tables(connection) else { return [:] }
+            for (name, relation) in tables {
+                // A table this role cannot read must not end the transaction the comparison goes on in.
+                guard (try? connection.execute("SAVEPOINT migsnap_fingerprint")) != nil else { return fingerprints }
+                do {
+                    let columns = try PostgresComparison.columns(connection, relation).all
+                    let result = try connection.execute(
+                        "SELECT count(*), sum(hashtextextended(t::text COLLATE \"C\", 0)) FROM \(relation) AS t")
+                    fingerprints[name] = Fingerprint(columns: columns, count: result.value(row: 0, column: 0), sum: result.value(row: 0, column: 1))
+                    _ = try connection.execute("RELEASE SAVEPOINT migsnap_fingerprint")
+                } catch {
+                    guard (try? connection.execute("ROLLBACK TO SAVEPOINT migsnap_fingerprint")) != nil else { return fingerprints }
+                }
+            }
+            return fingerprints
+        }
+    }
+
+    /// The fingerprints by `schema.name`, once computed (none where they could not be).
+    func fingerprints() -> [String: Fingerprint] {
+        (try? work.wait()) ?? [:]
     }
 }
 

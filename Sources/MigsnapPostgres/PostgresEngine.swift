@@ -218,11 +218,12 @@ public final class PostgresEngine: DatabaseEngine {
     // MARK: Restore
 
     public func stageRestore(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore {
-        try stage(payload: payload, versionTable: versionTable, progress: progress)
+        // The live database (where there is one) is read for the plan while pg_restore runs.
+        try stage(payload: payload, versionTable: versionTable, progress: progress, live: try? LiveSide(target))
     }
 
     /// The payload checked and restored into a scratch database, dropped when the result is released uncommitted.
-    func stage(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> PostgresStagedRestore {
+    func stage(payload: URL, versionTable: VersionTable, progress: ProgressReporter, live: LiveSide? = nil) throws -> PostgresStagedRestore {
         let admin = try Connection(maintenanceTarget)
         let tools = try ClientTools.find(serverVersion: admin.serverVersionNumber)
         // The restore into the scratch database reads the whole payload: a separate read first
@@ -250,7 +251,9 @@ public final class PostgresEngine: DatabaseEngine {
             }
             let copy = PostgresEngine(target: target.with(database: swap.scratch))
             let content = PayloadContent(revisions: try copy.currentRevisions(versionTable: versionTable), rowCounts: try copy.rowCounts())
-            return PostgresStagedRestore(swap: swap, content: content, live: target, copy: copy.target)
+            let staged = PostgresStagedRestore(swap: swap, content: content, live: target, copy: copy.target)
+            staged.liveSide = live
+            return staged
         } catch {
             progress.finish()
             guard let left = swap.dropScratch(), let error = error as? MigsnapError else { throw error }
@@ -268,6 +271,8 @@ public final class PostgresEngine: DatabaseEngine {
         private var committed = false
         /// Instead of dropping the copy when released uncommitted (a hot copy stays for later).
         let onRelease: (() -> Void)?
+        /// The live database's side of the comparison, opened before staging; used once.
+        var liveSide: LiveSide?
 
         init(swap: DatabaseSwap, content: PayloadContent, live: PostgresTarget, copy: PostgresTarget, onRelease: (() -> Void)? = nil) {
             self.swap = swap
@@ -278,11 +283,17 @@ public final class PostgresEngine: DatabaseEngine {
         }
 
         func compareWithLive(scope: DiffScope, progress: ProgressReporter) throws -> DatabaseDiff {
-            try PostgresComparison(a: copy, b: live, scope: scope, progress: progress).run()
+            defer { liveSide = nil }
+            if let liveSide {
+                return try PostgresComparison(a: copy, live: liveSide, scope: scope, progress: progress).run()
+            }
+            return try PostgresComparison(a: copy, b: live, scope: scope, progress: progress).run()
         }
 
         func commit(progress: ProgressReporter) throws {
             guard !committed else { return }
+            // Its connection to the database being swapped goes first.
+            liveSide = nil
             try swap.swapIn()
             committed = true
             swap.dropOld()
