@@ -223,6 +223,15 @@ public protocol StagedRestore: AnyObject {
     /// Replaces the live database with the staged copy, atomically: afterwards the database is
     /// either entirely as before or entirely the copy, also if the process is killed mid-way.
     func commit(progress: ProgressReporter) throws
+    /// After `commit`: moves the verified image that went into the database to `path` (a new file
+    /// in the store's scratch space), in the form a hot image is kept in, so that it can become
+    /// the snapshot's hot copy again. False where there is none left to keep: the engine keeps no
+    /// images, or the image itself became the database (a missing SQLite file recreated).
+    func keepImage(at path: String) throws -> Bool
+}
+
+extension StagedRestore {
+    public func keepImage(at path: String) throws -> Bool { false }
 }
 
 extension DatabaseEngine {
