@@ -175,6 +175,10 @@ public protocol DatabaseEngine: AnyObject {
     func stageRestore(serverHotCopyOf id: String, record: HotCopy, rows: [String: Int64]?, versionTable: VersionTable,
                       progress: ProgressReporter) throws -> StagedRestore
 
+    /// `.server`: checks, reading only, that the hot copy of snapshot `id` is the clone `record`
+    /// describes and was not opened since; throws `.verificationFailed` saying why it is not.
+    func checkServerHotCopy(of id: String, record: HotCopy) throws
+
     /// `.server`: drops the hot copy of snapshot `id`, if it is there.
     func dropServerHotCopy(of id: String) throws
 
@@ -261,6 +265,10 @@ extension DatabaseEngine {
 
     public func stageRestore(serverHotCopyOf id: String, record: HotCopy, rows: [String: Int64]?, versionTable: VersionTable,
                              progress: ProgressReporter) throws -> StagedRestore {
+        throw MigsnapError.failed("\(kind.rawValue) has no hot copies on a server")
+    }
+
+    public func checkServerHotCopy(of id: String, record: HotCopy) throws {
         throw MigsnapError.failed("\(kind.rawValue) has no hot copies on a server")
     }
 

@@ -29,11 +29,13 @@ public struct HotCopy: Codable, Sendable, Equatable {
     }
 }
 
-/// What a look at a hot copy found.
+/// What a look at a hot copy found (`SnapshotStore.checkHotCopy`).
 public enum HotCopyState: Sendable, Equatable {
     case sound
     /// Missing, or not the copy the manifest records: a restore will not use it.
     case damaged(String)
+    /// Not looked at, with why (a clone on another server, a server that cannot be reached).
+    case unchecked(String)
 }
 
 extension ObjectName {
@@ -140,6 +142,30 @@ extension SnapshotStore {
             return nil
         }
         return URL(fileURLWithPath: path)
+    }
+
+    /// Looks at the snapshot's hot copy as a restore does before it uses one (SQLite: the store
+    /// file's size and SHA-256; PostgreSQL: the clone is there, with the recorded oid, still closed
+    /// to connections), and changes nothing, not even a damaged copy. Nil when it has none.
+    public func checkHotCopy(_ manifest: Manifest, engine: DatabaseEngine) throws -> HotCopyState? {
+        guard let hot = manifest.hot else { return nil }
+        if let expected = hot.sha256 {
+            guard keepsHotCopies else {
+                return .unchecked("this store keeps no hot copies (a bucket, or encrypted), so a restore will not use it")
+            }
+            let scratch = try makeScratch()
+            return try fetchHotImage(manifest, record: hot, sha256: expected, scratch: scratch).state
+        }
+        guard engine.hotTier == .server, engine.kind == manifest.engine, manifest.database == engine.redactedLocation else {
+            return .unchecked("it is a clone on the server of \(manifest.database), which is not the configured database")
+        }
+        do {
+            try engine.checkServerHotCopy(of: manifest.id, record: hot)
+            return .sound
+        } catch let error as MigsnapError {
+            if case .verificationFailed = error { return .damaged(error.message) }
+            return .unchecked(error.message)
+        }
     }
 
     /// The snapshot's hot copy on the database server, staged for the swap; nil when it has none
