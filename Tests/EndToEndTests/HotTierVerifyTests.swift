@@ -11,7 +11,7 @@ extension Project {
     }
 }
 
-/// `verify` checks hot copies (issue 11).
+/// `verify` checks hot copies and `list` marks them (issue 11).
 extension HotTierTests {
     @Test func verifyChecksTheHotCopyAndChangesNothing() throws {
         let (p, _, hot) = try afterABadUpgrade()
@@ -45,6 +45,18 @@ extension HotTierTests {
             // Reading commands write nothing: the damaged copy and its record stay for a restore to settle.
             #expect(try p.storeListing() == listing)
             #expect(try p.hotIDs() == [hot])
+        }
+    }
+
+    @Test func listMarksTheSnapshotsWithAHotCopy() throws {
+        let (p, _, hot) = try afterABadUpgrade()
+        let lines = try p.ok("list").stdout.split(separator: "\n").map(String.init)
+        let header = try #require(lines.first)
+        let column = try #require(header.range(of: "HOT "))
+        let start = header.distance(from: header.startIndex, to: column.lowerBound)
+        for line in lines.dropFirst() {
+            let mark = String(line.dropFirst(start).prefix(3)).trimmingCharacters(in: .whitespaces)
+            #expect(mark == (line.hasPrefix(hot) ? "yes" : ""), "\(lines.joined(separator: "\n"))")
         }
     }
 }
