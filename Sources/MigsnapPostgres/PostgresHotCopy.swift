@@ -92,6 +92,9 @@ extension PostgresEngine {
             _ = try admin.execute("ALTER DATABASE \(quoted) ALLOW_CONNECTIONS true")
             let revisions = try PostgresEngine(target: target.with(database: name)).currentRevisions(versionTable: versionTable)
             let swap = DatabaseSwap(admin: admin, live: databaseName, context: target.redacted, existing: name)
+            // The old database a swap killed after its rename left (`…_old_<run>`), as a restore
+            // from the dump drops it.
+            try swap.dropDebris()
             try swap.adoptLiveSettings()
             return PostgresStagedRestore(swap: swap, content: PayloadContent(revisions: revisions, rowCounts: rows),
                                          live: target, copy: target.with(database: name), onRelease: close)
