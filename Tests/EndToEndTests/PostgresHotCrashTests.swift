@@ -45,17 +45,8 @@ extension PostgresHotTierTests {
         for round in 0..<rounds {
             hot = try upgradeToB()
             #expect(try state() == stateB, "round \(round)")
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Paths.binary)
-            process.arguments = ["restore", hot, "--yes", "--no-safety-snapshot"]
-            process.currentDirectoryURL = URL(fileURLWithPath: p.dir)
-            process.environment = p.environment
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            usleep(UInt32(duration * 1.2 * Double(round) / Double(rounds - 1) * 1_000_000))
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            try CrashTests().killAfter(p, ["restore", hot, "--yes", "--no-safety-snapshot"],
+                                       microseconds: UInt32(duration * 1.2 * Double(round) / Double(rounds - 1) * 1_000_000))
             let now = try state()
             #expect(now == stateA || now == stateB, "round \(round): a half-swapped database: \(now)")
             outcomes[now == stateA ? "snapshot" : "old", default: 0] += 1
