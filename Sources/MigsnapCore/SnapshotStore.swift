@@ -443,12 +443,13 @@ public final class SnapshotStore {
         var removed = try backend.cleanBackendDebris()
         let objects = try backend.list()
         let listed = Set(objects.compactMap { ObjectName.id(ofManifest: $0.name) })
+        // Only a manifest that can be read says it has no hot copy: a damaged one is left with its files.
         let hotOfListed = objects.compactMap { ObjectName.id(ofHot: $0.name) }.filter(listed.contains)
-        let recordingHot = hotOfListed.isEmpty ? [] : Set(try manifests().filter { $0.hot != nil }.map(\.id))
+        let recordingNoHot = hotOfListed.isEmpty ? [] : Set(try manifests().filter { $0.hot == nil }.map(\.id))
         for object in objects {
             let hot = ObjectName.id(ofHot: object.name)
             guard let id = ObjectName.id(ofPayload: object.name) ?? hot,
-                  !listed.contains(id) || (hot != nil && !recordingHot.contains(id)) else { continue }
+                  !listed.contains(id) || (hot != nil && recordingNoHot.contains(id)) else { continue }
             if let modified = object.modified, now.timeIntervalSince(modified) < backend.orphanGracePeriod { continue }
             try backend.delete(object.name)
             removed.append(object.name)
