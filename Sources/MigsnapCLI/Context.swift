@@ -50,6 +50,12 @@ struct Context {
     }
 
     func progress() -> TerminalProgress { TerminalProgress() }
+
+    /// `keep_hot` of the retention policy, for a restore that may rebuild a refused hot copy; 0
+    /// (no rebuild) where the policy file cannot be read: a restore never fails for it.
+    var keepHot: Int {
+        (try? config.retentionPolicy())?.keepHot ?? 0
+    }
 }
 
 extension Context {

@@ -5,7 +5,12 @@ extension Migsnap {
     struct ListCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
-            abstract: "List the snapshots, oldest first.")
+            abstract: "List the snapshots, oldest first.",
+            discussion: """
+            PIN says yes for a pinned snapshot (never pruned); HOT says yes where the snapshot also \
+            has a hot copy (an uncompressed image, or a clone on the PostgreSQL server) that a \
+            restore of it uses once checked; `migsnap verify` checks it.
+            """)
 
         @OptionGroup var location: StoreOptions
         @Option(help: ArgumentHelp("Only snapshots taken at this revision (a full id or a prefix).", valueName: "rev"))
@@ -45,10 +50,10 @@ extension Migsnap {
 enum Render {
     static func manifestTable(_ manifests: [Manifest]) -> String {
         Format.table(
-            ["ID", "CREATED (UTC)", "REVISION", "REASON", "RAW", "STORED", "PIN", "RESTORE-VERIFIED", "TAGS"],
+            ["ID", "CREATED (UTC)", "REVISION", "REASON", "RAW", "STORED", "PIN", "HOT", "RESTORE-VERIFIED", "TAGS"],
             manifests.map { m in
                 [m.id, String(Format.time(m.createdAt)), Revisions.describe(m.revisions), m.reason.rawValue,
-                 Format.bytes(m.rawBytes), Format.bytes(m.storedBytes), m.pinned ? "yes" : "",
+                 Format.bytes(m.rawBytes), Format.bytes(m.storedBytes), m.pinned ? "yes" : "", m.hot != nil ? "yes" : "",
                  m.restoreVerifiedAt.map { String(Format.time($0).prefix(10)) } ?? "", m.tags.joined(separator: ",")]
             })
     }

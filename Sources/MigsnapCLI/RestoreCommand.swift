@@ -93,6 +93,7 @@ extension Migsnap {
                     guarding: intoAnotherDatabase ? nil : (context.graphIfAvailable(), "restore \(manifest.id)"),
                     undone: { [graph = context.graphIfAvailable()] in RevisionGraph.undone(graph, from: $0, to: $1) })
                 operation.log = Terminal.err
+                operation.keepHot = context.keepHot
                 let prepared = try operation.prepare(progress: context.progress())
                 let plan = prepared.plan
                 try Render.execute(plan: plan, manifest: manifest, title: "Restore plan", versionTable: context.config.versionTable,

@@ -67,9 +67,10 @@ extension Migsnap {
                 // A dry run writes nothing: no store, no lock, no cleanup.
                 let lock = confirm.dryRun ? nil : try context.store.lock(purpose: "rollback \(target)", wait: 10)
                 if lock != nil { context.cleanDatabaseDebris(engine) }
-                let operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
-                                                  versionTable: context.config.versionTable, alembic: context.alembic(),
-                                                  log: Terminal.err)
+                var operation = MigrationRun(engine: engine, store: context.store, graph: try context.config.revisionGraph(),
+                                             versionTable: context.config.versionTable, alembic: context.alembic(),
+                                             log: Terminal.err)
+                operation.keepHot = context.keepHot
                 if keepNew {
                     guard let prepared = try operation.salvagePlan(target: target, progress: context.progress()) else {
                         Terminal.out("Nothing to do: the database is already at the target \(target); nothing was changed.")

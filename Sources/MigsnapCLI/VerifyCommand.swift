@@ -10,7 +10,10 @@ extension Migsnap {
             discussion: """
             SQLite: the file is decompressed and PRAGMA integrity_check must say ok; PostgreSQL: \
             pg_restore must read the archive. Either way the revisions inside must match the \
-            manifest. Exits 3 if any snapshot fails.
+            manifest. A snapshot's hot copy, when it has one, is checked too (SQLite: its size and \
+            SHA-256; PostgreSQL: the clone is on the server with the recorded oid, still closed to \
+            connections); a damaged one is reported and not touched. Exits 3 if any snapshot or \
+            hot copy fails.
 
             --restore proves more: each snapshot is restored into a staged copy (a scratch database \
             on the server for PostgreSQL, which needs CREATEDB), its revision and per-table row \
@@ -35,6 +38,35 @@ extension Migsnap {
             /// False when the snapshot could not be checked at all (a full disk, a missing key):
             /// a failure of the machine or the setup, not of the snapshot.
             var checked: Bool = true
+            /// The hot copy: null when the snapshot has none, else "ok", "damaged" or "unchecked",
+            /// with why in `hot_copy_problem` (null when "ok").
+            @NullEncoded var hotCopy: String?
+            @NullEncoded var hotCopyProblem: String?
+
+            enum CodingKeys: String, CodingKey {
+                case id, ok, error, checked
+                case hotCopy = "hot_copy"
+                case hotCopyProblem = "hot_copy_problem"
+            }
+
+            mutating func note(_ state: HotCopyState?) {
+                switch state {
+                case nil: (hotCopy, hotCopyProblem) = (nil, nil)
+                case .sound: (hotCopy, hotCopyProblem) = ("ok", nil)
+                case .damaged(let why): (hotCopy, hotCopyProblem) = ("damaged", why)
+                case .unchecked(let why): (hotCopy, hotCopyProblem) = ("unchecked", why)
+                }
+            }
+
+            /// The hot copy's part of the human line.
+            var hotCopyText: String {
+                switch hotCopy {
+                case "ok": return "  hot copy: ok"
+                case "damaged": return "  hot copy: damaged (\(hotCopyProblem ?? "")); a restore will not use it"
+                case "unchecked": return "  hot copy: not checked (\(hotCopyProblem ?? ""))"
+                default: return ""
+                }
+            }
         }
 
         func run() throws {
@@ -58,21 +90,31 @@ extension Migsnap {
                     }
                 }
                 for m in manifests {
+                    let engine = context.engineForReading(m)
+                    var result: Result
+                    var line: String
                     do {
-                        try VerifySnapshot.run(m, store: context.store, engine: context.engineForReading(m),
+                        try VerifySnapshot.run(m, store: context.store, engine: engine,
                                                versionTable: context.config.versionTable, restore: restore, progress: context.progress())
-                        results.append(Result(id: m.id, ok: true))
-                        if !output.json { Terminal.out("ok      \(m.id)  \(Revisions.describe(m.revisions))\(restore ? "  (restored into a staged copy)" : "")") }
+                        result = Result(id: m.id, ok: true)
+                        line = "ok      \(m.id)  \(Revisions.describe(m.revisions))\(restore ? "  (restored into a staged copy)" : "")"
                     } catch let error as MigsnapError {
                         if case .verificationFailed = error {
-                            results.append(Result(id: m.id, ok: false, error: error.message))
-                            if !output.json { Terminal.out("FAILED  \(m.id)  \(error.message)") }
+                            result = Result(id: m.id, ok: false, error: error.message)
+                            line = "FAILED  \(m.id)  \(error.message)"
                         } else {
-                            results.append(Result(id: m.id, ok: false, error: error.message, checked: false))
+                            result = Result(id: m.id, ok: false, error: error.message, checked: false)
                             unchecked.append(error)
-                            if !output.json { Terminal.out("ERROR   \(m.id)  could not be checked: \(error.message)") }
+                            line = "ERROR   \(m.id)  could not be checked: \(error.message)"
                         }
                     }
+                    do {
+                        result.note(try context.store.checkHotCopy(m, engine: engine))
+                    } catch let error as MigsnapError {
+                        result.note(.unchecked(error.message))
+                    }
+                    results.append(result)
+                    if !output.json { Terminal.out(line + result.hotCopyText) }
                 }
                 if output.json {
                     try Terminal.printJSON(results)
@@ -81,7 +123,8 @@ extension Migsnap {
                 }
                 withExtendedLifetime(lock) {}
                 let failed = results.filter { !$0.ok && $0.checked }.count
-                if failed == 0, let first = unchecked.first {
+                let damagedHot = results.filter { $0.hotCopy == "damaged" }.map(\.id)
+                if failed == 0, damagedHot.isEmpty, let first = unchecked.first {
                     let message = "\(unchecked.count) of \(UserText.count(results.count, "snapshot")) could not be checked; that says nothing against the snapshots themselves: \(first.message)"
                     switch first {
                     case .invalidInput: throw MigsnapError.invalidInput(message, hint: first.hint)
@@ -91,6 +134,13 @@ extension Migsnap {
                 if failed > 0 {
                     throw MigsnapError.verificationFailed("\(failed) of \(UserText.count(results.count, "snapshot")) failed verification.",
                                                           hint: "Do not restore a failed snapshot; take a new one with `migsnap snapshot`.")
+                }
+                if !damagedHot.isEmpty {
+                    let message = damagedHot.count == 1
+                        ? "The hot copy of snapshot \(damagedHot[0]) is damaged; a restore will not use it, and the compressed snapshot is sound."
+                        : "The hot copies of snapshots \(damagedHot.joined(separator: ", ")) are damaged; a restore will not use them, and the compressed snapshots are sound."
+                    throw MigsnapError.verificationFailed(message,
+                                                          hint: "Nothing is lost. The next restore of it drops the damaged copy (on SQLite it rebuilds it), and the next upgrade makes a new one.")
                 }
             }
         }

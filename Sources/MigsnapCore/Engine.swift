@@ -175,6 +175,10 @@ public protocol DatabaseEngine: AnyObject {
     func stageRestore(serverHotCopyOf id: String, record: HotCopy, rows: [String: Int64]?, versionTable: VersionTable,
                       progress: ProgressReporter) throws -> StagedRestore
 
+    /// `.server`: checks, reading only, that the hot copy of snapshot `id` is the clone `record`
+    /// describes and was not opened since; throws `.verificationFailed` saying why it is not.
+    func checkServerHotCopy(of id: String, record: HotCopy) throws
+
     /// `.server`: drops the hot copy of snapshot `id`, if it is there.
     func dropServerHotCopy(of id: String) throws
 
@@ -223,6 +227,15 @@ public protocol StagedRestore: AnyObject {
     /// Replaces the live database with the staged copy, atomically: afterwards the database is
     /// either entirely as before or entirely the copy, also if the process is killed mid-way.
     func commit(progress: ProgressReporter) throws
+    /// After `commit`: moves the verified image that went into the database to `path` (a new file
+    /// in the store's scratch space), in the form a hot image is kept in, so that it can become
+    /// the snapshot's hot copy again. False where there is none left to keep: the engine keeps no
+    /// images, or the image itself became the database (a missing SQLite file recreated).
+    func keepImage(at path: String) throws -> Bool
+}
+
+extension StagedRestore {
+    public func keepImage(at path: String) throws -> Bool { false }
 }
 
 extension DatabaseEngine {
@@ -252,6 +265,10 @@ extension DatabaseEngine {
 
     public func stageRestore(serverHotCopyOf id: String, record: HotCopy, rows: [String: Int64]?, versionTable: VersionTable,
                              progress: ProgressReporter) throws -> StagedRestore {
+        throw MigsnapError.failed("\(kind.rawValue) has no hot copies on a server")
+    }
+
+    public func checkServerHotCopy(of id: String, record: HotCopy) throws {
         throw MigsnapError.failed("\(kind.rawValue) has no hot copies on a server")
     }
 

@@ -29,6 +29,15 @@ public struct HotCopy: Codable, Sendable, Equatable {
     }
 }
 
+/// What a look at a hot copy found (`SnapshotStore.checkHotCopy`).
+public enum HotCopyState: Sendable, Equatable {
+    case sound
+    /// Missing, or not the copy the manifest records: a restore will not use it.
+    case damaged(String)
+    /// Not looked at, with why (a clone on another server, a server that cannot be reached).
+    case unchecked(String)
+}
+
 extension ObjectName {
     static let hotSuffix = ".hot"
 
@@ -98,31 +107,65 @@ extension SnapshotStore {
         return dropped
     }
 
+    /// The snapshot's hot image fetched into `scratch` and checked against the manifest's size and
+    /// SHA-256. Nothing in the store changes.
+    private func fetchHotImage(_ manifest: Manifest, record: HotCopy, sha256 expected: String,
+                               scratch: ScratchSpace) throws -> (path: String?, state: HotCopyState) {
+        let fetched: FetchedObject
+        do {
+            fetched = try backend.fetch(ObjectName.hot(id: manifest.id, engine: manifest.engine), into: scratch, progress: nil)
+        } catch let error as MigsnapError {
+            guard case .verificationFailed = error else { throw error }
+            return (nil, .damaged("missing"))
+        }
+        let size = FileSystem.fileSize(fetched.path)
+        let sum = size == record.bytes ? try Hashing.sha256(ofFile: fetched.path) : nil
+        guard sum == expected else {
+            try? FileSystem.remove(fetched.path)
+            return (nil, .damaged("does not match its checksum"))
+        }
+        return (fetched.path, .sound)
+    }
+
     /// The snapshot's hot copy as a local file in `scratch`, checked against the manifest's size
     /// and SHA-256; nil when it has none, or when the copy is missing or does not match (`log`
     /// says so, and `refused` is set: the caller drops the copy once it may write).
     func checkedHotImage(_ manifest: Manifest, engine: DatabaseEngine, scratch: ScratchSpace,
                          log: (String) -> Void, refused: inout Bool) throws -> URL? {
         guard let hot = manifest.hot, let expected = hot.sha256, engine.hotTier == .storeFile, keepsHotCopies else { return nil }
-        let name = ObjectName.hot(id: manifest.id, engine: manifest.engine)
-        let fetched: FetchedObject
+        let (path, state) = try fetchHotImage(manifest, record: hot, sha256: expected, scratch: scratch)
+        guard let path else {
+            log(state == .damaged("missing")
+                ? "Notice: the hot copy of snapshot \(manifest.id) is missing; restoring from the compressed snapshot."
+                : "Notice: the hot copy of snapshot \(manifest.id) does not match its checksum; it is discarded and the compressed snapshot is restored instead.")
+            refused = true
+            return nil
+        }
+        return URL(fileURLWithPath: path)
+    }
+
+    /// Looks at the snapshot's hot copy as a restore does before it uses one (SQLite: the store
+    /// file's size and SHA-256; PostgreSQL: the clone is there, with the recorded oid, still closed
+    /// to connections), and changes nothing, not even a damaged copy. Nil when it has none.
+    public func checkHotCopy(_ manifest: Manifest, engine: DatabaseEngine) throws -> HotCopyState? {
+        guard let hot = manifest.hot else { return nil }
+        if let expected = hot.sha256 {
+            guard keepsHotCopies else {
+                return .unchecked("this store keeps no hot copies (a bucket, or encrypted), so a restore will not use it")
+            }
+            let scratch = try makeScratch()
+            return try fetchHotImage(manifest, record: hot, sha256: expected, scratch: scratch).state
+        }
+        guard engine.hotTier == .server, engine.kind == manifest.engine, manifest.database == engine.redactedLocation else {
+            return .unchecked("it is a clone on the server of \(manifest.database), which is not the configured database")
+        }
         do {
-            fetched = try backend.fetch(name, into: scratch, progress: nil)
+            try engine.checkServerHotCopy(of: manifest.id, record: hot)
+            return .sound
         } catch let error as MigsnapError {
-            guard case .verificationFailed = error else { throw error }
-            log("Notice: the hot copy of snapshot \(manifest.id) is missing; restoring from the compressed snapshot.")
-            refused = true
-            return nil
+            if case .verificationFailed = error { return .damaged(error.message) }
+            return .unchecked(error.message)
         }
-        let size = FileSystem.fileSize(fetched.path)
-        let sum = size == hot.bytes ? try Hashing.sha256(ofFile: fetched.path) : nil
-        guard sum == expected else {
-            try? FileSystem.remove(fetched.path)
-            log("Notice: the hot copy of snapshot \(manifest.id) does not match its checksum; it is discarded and the compressed snapshot is restored instead.")
-            refused = true
-            return nil
-        }
-        return URL(fileURLWithPath: fetched.path)
     }
 
     /// The snapshot's hot copy on the database server, staged for the swap; nil when it has none
@@ -184,18 +227,65 @@ extension SnapshotStore {
 /// A staged restore, and what it means for the snapshot's hot copy.
 public struct StagedFromStore {
     public var staged: StagedRestore
-    /// The hot copy was missing or damaged: drop it once the run may write (not in a dry run).
+    /// The hot copy was missing or damaged: drop it once the run may write (not in a dry run), and
+    /// rebuild it from the staged image once the restore is committed (`settleHot`).
     public var hotRefused: Bool
     /// The hot copy itself becomes the live database on commit (a server clone swapped in):
     /// afterwards the manifest no longer has one.
     public var hotConsumed: Bool
 
-    /// What to do about the hot copy once the restore is committed, or refused.
-    func settleHot(_ manifest: Manifest, store: SnapshotStore, engine: DatabaseEngine, committed: Bool) {
+    /// Before the swap: drops a refused copy, the file and then the manifest's record of it, so
+    /// that a rebuild after the swap never leaves a record beside a file it does not describe.
+    func dropRefusedHot(_ manifest: Manifest, store: SnapshotStore, engine: DatabaseEngine) {
         // Costs disk only if it fails; the restore itself is unaffected.
-        if hotRefused || (hotConsumed && committed) {
+        if hotRefused { _ = try? store.dropHot(manifest, engine: engine) }
+    }
+
+    /// After the swap committed: a consumed copy is dropped; a refused one (dropped before the
+    /// swap) is rebuilt from the staged image (see `rebuildHot`). Either failing costs disk or
+    /// speed, never the restore.
+    func settleHot(_ manifest: Manifest, store: SnapshotStore, engine: DatabaseEngine, keepHot: Int, log: (String) -> Void) {
+        if hotConsumed {
             _ = try? store.dropHot(manifest, engine: engine)
+        } else if hotRefused {
+            do {
+                if try store.rebuildHot(of: manifest.id, from: staged, engine: engine, keepHot: keepHot) {
+                    log("Snapshot \(manifest.id): rebuilt its hot copy from the verified compressed snapshot.")
+                }
+            } catch let error as MigsnapError {
+                log("Notice: the hot copy of snapshot \(manifest.id) could not be rebuilt (\(error.message)); the restore stands, and the next one uses the compressed snapshot.")
+            } catch {
+                log("Notice: the hot copy of snapshot \(manifest.id) could not be rebuilt (\(error)); the restore stands.")
+            }
         }
+    }
+}
+
+extension SnapshotStore {
+    /// Makes the image a committed restore of snapshot `id` went in with the snapshot's hot copy
+    /// again, where a hot copy belongs: a store file (PostgreSQL's clone is not rebuilt, see
+    /// below), in a store that keeps them, for a snapshot among the newest `keepHot` pre-upgrade
+    /// ones, whose manifest records none now (its refused copy was dropped before the swap).
+    /// The file goes into the store first and the manifest's record last: a killed run leaves at
+    /// worst a file no manifest records, which `cleanDebris` removes. Returns whether it did.
+    ///
+    /// A clone on a PostgreSQL server is not rebuilt: after the swap the restored database is open
+    /// to the application, so a clone of it would have to end the application's sessions
+    /// (PostgreSQL clones only a database nobody is connected to) and could hold rows written
+    /// since, not the snapshot; cloning the staged copy before the swap instead would put a second
+    /// full copy of the database into an emergency restore's critical path. The dump stays the
+    /// durable copy, and the next upgrade makes a new clone.
+    func rebuildHot(of id: String, from staged: StagedRestore, engine: DatabaseEngine, keepHot: Int) throws -> Bool {
+        guard engine.hotTier == .storeFile, keepsHotCopies, keepHot > 0 else { return false }
+        let all = try manifests()
+        guard var manifest = all.first(where: { $0.id == id }), manifest.hot == nil, manifest.engine == engine.kind,
+              all.filter({ $0.reason == .preUpgrade }).suffix(keepHot).contains(where: { $0.id == id }) else { return false }
+        let scratch = try makeScratch()
+        let image = scratch.file(ObjectName.hot(id: id, engine: manifest.engine))
+        guard try staged.keepImage(at: image) else { return false }
+        manifest.hot = try commitHot(image: image, id: id, engine: manifest.engine)
+        try write(manifest)
+        return true
     }
 }
 

@@ -434,16 +434,22 @@ public final class SnapshotStore {
         }
     }
 
-    /// Removes what killed runs left: the backend's own debris, and payloads and hot copies whose
-    /// manifest was never written (or was removed by a prune that did not finish). Call with the lock held.
+    /// Removes what killed runs left: the backend's own debris, payloads and hot copies whose
+    /// manifest was never written (or was removed by a prune that did not finish), and hot copies
+    /// their manifest does not record (a rebuild killed before its manifest). Call with the lock held.
     @discardableResult
     public func cleanDebris(now: Date = Date()) throws -> [String] {
         guard try backend.isInitialized() else { return [] }
         var removed = try backend.cleanBackendDebris()
         let objects = try backend.list()
         let listed = Set(objects.compactMap { ObjectName.id(ofManifest: $0.name) })
+        // Only a manifest that can be read says it has no hot copy: a damaged one is left with its files.
+        let hotOfListed = objects.compactMap { ObjectName.id(ofHot: $0.name) }.filter(listed.contains)
+        let recordingNoHot = hotOfListed.isEmpty ? [] : Set(try manifests().filter { $0.hot == nil }.map(\.id))
         for object in objects {
-            guard let id = ObjectName.id(ofPayload: object.name) ?? ObjectName.id(ofHot: object.name), !listed.contains(id) else { continue }
+            let hot = ObjectName.id(ofHot: object.name)
+            guard let id = ObjectName.id(ofPayload: object.name) ?? hot,
+                  !listed.contains(id) || (hot != nil && recordingNoHot.contains(id)) else { continue }
             if let modified = object.modified, now.timeIntervalSince(modified) < backend.orphanGracePeriod { continue }
             try backend.delete(object.name)
             removed.append(object.name)

@@ -60,9 +60,11 @@ extension PostgresEngine {
         }
     }
 
-    public func stageRestore(serverHotCopyOf id: String, record: HotCopy, rows: [String: Int64]?, versionTable: VersionTable,
-                             progress: ProgressReporter) throws -> StagedRestore {
-        let admin = try Connection(maintenanceTarget)
+    public func checkServerHotCopy(of id: String, record: HotCopy) throws {
+        try checkServerHotCopy(of: id, record: record, on: try Connection(maintenanceTarget))
+    }
+
+    private func checkServerHotCopy(of id: String, record: HotCopy, on admin: Connection) throws {
         let name = hotCopyName(id)
         let row: QueryResult
         do {
@@ -77,12 +79,22 @@ extension PostgresEngine {
         guard row.value(row: 0, column: 1) == "f" else {
             throw MigsnapError.verificationFailed("\(name) was opened to connections since it was made, so it may have changed")
         }
+    }
+
+    public func stageRestore(serverHotCopyOf id: String, record: HotCopy, rows: [String: Int64]?, versionTable: VersionTable,
+                             progress: ProgressReporter) throws -> StagedRestore {
+        let admin = try Connection(maintenanceTarget)
+        try checkServerHotCopy(of: id, record: record, on: admin)
+        let name = hotCopyName(id)
         let quoted = quoteIdentifier(name)
         let close = { _ = try? admin.execute("ALTER DATABASE \(quoted) ALLOW_CONNECTIONS false") }
         do {
             _ = try admin.execute("ALTER DATABASE \(quoted) ALLOW_CONNECTIONS true")
             let revisions = try PostgresEngine(target: target.with(database: name)).currentRevisions(versionTable: versionTable)
             let swap = DatabaseSwap(admin: admin, live: databaseName, context: target.redacted, existing: name)
+            // The old database a swap killed after its rename left (`…_old_<run>`), as a restore
+            // from the dump drops it.
+            try swap.dropDebris()
             try swap.adoptLiveSettings()
             return PostgresStagedRestore(swap: swap, content: PayloadContent(revisions: revisions, rowCounts: rows),
                                          live: target, copy: target.with(database: name), onRelease: close)

@@ -211,6 +211,8 @@ public final class SQLiteEngine: DatabaseEngine {
         let hotImage: String?
         private var image: Connection?
         let content: PayloadContent
+        /// The staging file went into the live database by a copy, and is still there to keep.
+        private var copiedIntoLive = false
 
         init(engine: SQLiteEngine, staging: String?, hotImage: String?, image: Connection, content: PayloadContent) {
             self.engine = engine
@@ -233,6 +235,7 @@ public final class SQLiteEngine: DatabaseEngine {
             if try engine.databaseExists() {
                 try engine.copy(image, intoLiveDatabase: progress)
                 self.image = nil
+                copiedIntoLive = staging != nil
             } else if let staging {
                 self.image = nil
                 try engine.moveIntoPlace(staging)
@@ -245,6 +248,23 @@ public final class SQLiteEngine: DatabaseEngine {
                 try FileSystem.copyFile(hotImage, to: staging)
                 try engine.moveIntoPlace(staging)
             }
+        }
+
+        /// The copy left the staging file in rollback-journal mode (see `copy`), so it opens
+        /// read-only as it is; a VACUUM for the live page size may have rewritten it, which is why
+        /// the store hashes the file as kept.
+        func keepImage(at path: String) throws -> Bool {
+            guard copiedIntoLive, let staging else { return false }
+            copiedIntoLive = false
+            for suffix in ["-wal", "-shm", "-journal"] {
+                unlink(staging + suffix)
+            }
+            // The store's scratch space may lie on another file system than the database.
+            if rename(staging, path) != 0 {
+                guard errno == EXDEV else { throw FileSystem.osError("move the restored image to \(path)") }
+                try FileSystem.copyFile(staging, to: path)
+            }
+            return true
         }
 
         deinit {

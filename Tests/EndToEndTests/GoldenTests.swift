@@ -12,7 +12,7 @@ import Testing
 @Suite("Golden human output")
 struct GoldenTests {
     /// `list` over a store of fixed manifests: every column, sizes from bytes to GiB, a merge
-    /// point, base, pins, tags and a restore-verified date, exactly as printed.
+    /// point, base, pins, a hot copy, tags and a restore-verified date, exactly as printed.
     @Test func list() throws {
         let p = try Project().seeded()
         try FixedStore.write(in: p)
@@ -61,13 +61,15 @@ enum FixedStore {
         var pinned = false
         var tags: [String] = []
         var restoreVerifiedAt: String?
+        /// Whether the manifest records a hot copy (`list` reads only the record).
+        var hot = false
     }
 
     static let entries = [
         Entry(id: "20260105-090000-000", createdAt: "2026-01-05T09:00:00.000Z", revisions: [], reason: "manual",
               rawBytes: 0, storedBytes: 20),
         Entry(id: "20260105-093000-500", createdAt: "2026-01-05T09:30:00.500Z", revisions: ["0001"], reason: "pre-upgrade",
-              targetRevision: "0002", rawBytes: 20480, storedBytes: 911, pinned: true, tags: ["release", "v1.2"]),
+              targetRevision: "0002", rawBytes: 20480, storedBytes: 911, pinned: true, tags: ["release", "v1.2"], hot: true),
         Entry(id: "20260106-120000-250", createdAt: "2026-01-06T12:00:00.250Z", revisions: ["0002"], reason: "pre-restore",
               rawBytes: 1_572_864, storedBytes: 524_288, tags: ["nightly"], restoreVerifiedAt: "2026-01-07T08:00:00.000Z"),
         Entry(id: "20260107-235959-999", createdAt: "2026-01-07T23:59:59.999Z", revisions: ["0002", "a1b2c3d4e5f6"], reason: "pre-downgrade",
@@ -97,6 +99,7 @@ enum FixedStore {
             manifest["pinned"] = entry.pinned
             manifest["tags"] = entry.tags
             manifest["restore_verified_at"] = entry.restoreVerifiedAt ?? NSNull()
+            manifest["hot"] = entry.hot ? ["bytes": entry.rawBytes, "sha256": String(repeating: "0", count: 64)] : nil
             try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys])
                 .write(to: URL(fileURLWithPath: "\(p.store)/\(entry.id).json"))
         }

@@ -82,7 +82,8 @@ extension OutputTests {
         let json = try p.migsnap("verify", "--json")
         #expect(json.status == 3)
         let entries = try #require(try p.json(json.stdout) as? [[String: Any]])
-        #expect(entries.map { Set($0.keys) } == [["id", "ok", "error", "checked"], ["id", "ok", "error", "checked"]])
+        let keys: Set = ["id", "ok", "error", "checked", "hot_copy", "hot_copy_problem"]
+        #expect(entries.map { Set($0.keys) } == [keys, keys])
         #expect(entries.map { $0["id"] as? String } == [copy, id])
         #expect(entries[0]["error"] is String && entries[1]["error"] is NSNull)
     }

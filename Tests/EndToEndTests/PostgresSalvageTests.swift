@@ -16,11 +16,16 @@ extension Project {
     }
 }
 
-/// The scratch databases migsnap stages copies of `db` in (DatabaseSwap's naming), space-separated.
-func scratchDatabases(of db: PostgresDatabase) throws -> String {
+/// What the names of the scratch and old databases migsnap swaps `db` with start with (DatabaseSwap's naming).
+func swapPrefix(of db: PostgresDatabase) -> String {
     let hash = db.name.utf8.reduce(UInt64(0xcbf2_9ce4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
-    return try db.psql("SELECT coalesce(string_agg(datname, ' '), '') FROM pg_database WHERE starts_with(datname, 'migsnap_\(String(hash, radix: 16))_')",
-                       database: "postgres")
+    return "migsnap_\(String(hash, radix: 16))_"
+}
+
+/// The scratch databases migsnap stages copies of `db` in, space-separated.
+func scratchDatabases(of db: PostgresDatabase) throws -> String {
+    try db.psql("SELECT coalesce(string_agg(datname, ' '), '') FROM pg_database WHERE starts_with(datname, '\(swapPrefix(of: db))')",
+                database: "postgres")
 }
 
 @Suite("Salvage on PostgreSQL: rollback --keep-new (real server, real Alembic)")

@@ -84,6 +84,9 @@ public struct RestoreOperation {
     public var guarding: (graph: RevisionGraph?, by: String)?
     /// Notices for stderr (which copy of the snapshot is restored).
     public var log: (String) -> Void = { _ in }
+    /// `keep_hot` of the policy: a refused hot copy of one of the newest pre-upgrade snapshots is
+    /// rebuilt from the restored image.
+    public var keepHot = 0
 
     public init(store: SnapshotStore, manifest: Manifest, engine: DatabaseEngine, versionTable: VersionTable,
                 safetySnapshot: Bool, guarding: (graph: RevisionGraph?, by: String)?,
@@ -137,9 +140,7 @@ public struct RestoreOperation {
     /// Takes the safety snapshot (unless disabled or there is nothing to save), then swaps the
     /// staged copy in and checks the result.
     public func apply(_ prepared: PreparedRestore, progress: ProgressReporter) throws -> Manifest? {
-        if prepared.source.hotRefused {
-            prepared.source.settleHot(manifest, store: store, engine: engine, committed: false)
-        }
+        prepared.source.dropRefusedHot(manifest, store: store, engine: engine)
         var safety: Manifest?
         if prepared.plan.safetySnapshot {
             do {
@@ -170,9 +171,7 @@ public struct RestoreOperation {
             if let guardsBefore { try? book.restore(guardsBefore) }
             throw error.prefixed("Restore of \(manifest.id) failed; the database was left as it was.\(saved)")
         }
-        if prepared.source.hotConsumed {
-            prepared.source.settleHot(manifest, store: store, engine: engine, committed: true)
-        }
+        prepared.source.settleHot(manifest, store: store, engine: engine, keepHot: keepHot, log: log)
         let now = try engine.currentRevisions(versionTable: versionTable)
         guard now == manifest.revisions else {
             throw MigsnapError.failed(

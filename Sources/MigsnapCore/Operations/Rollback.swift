@@ -40,6 +40,7 @@ extension MigrationRun {
             var operation = RestoreOperation(store: store, manifest: manifest, engine: engine, versionTable: versionTable,
                                              safetySnapshot: true, guarding: (graph, "rollback \(target)"), undone: { _, _ in undone })
             operation.log = log
+            operation.keepHot = keepHot
             let prepared = try operation.prepare(progress: progress)
             return (prepared.plan, .restore(operation, prepared))
         }

@@ -128,9 +128,10 @@ extension MigrationRun {
             let scratch = try store.makeScratch()
             let source = try store.stageRestore(snapshot, engine: engine, versionTable: versionTable, scratch: scratch,
                                                 progress: progress, log: log)
+            source.dropRefusedHot(snapshot, store: store, engine: engine)
             try engine.restore(source.staged, from: "Snapshot \(snapshot.id)", expectedRevisions: snapshot.revisions,
                                versionTable: versionTable, progress: progress)
-            source.settleHot(snapshot, store: store, engine: engine, committed: true)
+            source.settleHot(snapshot, store: store, engine: engine, keepHot: keepHot, log: log)
             progress.finish()
         } catch let restoreError {
             progress.finish()

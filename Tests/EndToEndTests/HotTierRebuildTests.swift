@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+
+extension Project {
+    /// The manifest's `hot` record of snapshot `id`, or nil.
+    func hotRecord(_ id: String) throws -> [String: Any]? {
+        try manifests().first { $0["id"] as? String == id }?["hot"] as? [String: Any]
+    }
+
+}
+
+func sha256(ofFile path: String) throws -> String {
+    let r = try run("/usr/bin/sha256sum", [path], in: "/tmp")
+    #expect(r.status == 0, "sha256sum: \(r.stderr)")
+    return String(r.stdout.prefix(64))
+}
+
+/// A refused hot copy is rebuilt from the restore's verified image (issue 11).
+extension HotTierTests {
+    enum Damage: String, CaseIterable {
+        case corrupted, missing
+
+        func apply(to file: String) throws {
+            switch self {
+            case .corrupted:
+                var bytes = try #require(fileBytes(file))
+                bytes[bytes.count / 3] ^= 0x40
+                try bytes.write(to: URL(fileURLWithPath: file))
+            case .missing:
+                try FileManager.default.removeItem(atPath: file)
+            }
+        }
+    }
+
+    /// The record and the file agree, and the next restore uses the copy.
+    func expectSoundHotCopy(_ p: Project, _ hot: String, before: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let file = p.store + "/\(hot).sqlite.hot"
+        let record = try #require(try p.hotRecord(hot), sourceLocation: sourceLocation)
+        #expect((record["bytes"] as? Int) == Int(FileSystemSize.of(file)), sourceLocation: sourceLocation)
+        #expect(record["sha256"] as? String == (try sha256(ofFile: file)), sourceLocation: sourceLocation)
+        let attributes = try FileManager.default.attributesOfItem(atPath: file)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600, sourceLocation: sourceLocation)
+        try p.alembic("upgrade", "head")
+        let again = try p.ok("restore", hot, "--yes", "--no-safety-snapshot")
+        #expect(again.stderr.contains("via its hot copy"), "\(again.stderr)", sourceLocation: sourceLocation)
+        #expect(try p.dump() == before, sourceLocation: sourceLocation)
+    }
+
+    @Test(arguments: Damage.allCases)
+    func aRefusedHotCopyIsRebuiltFromTheCompressedSnapshot(_ damage: Damage) throws {
+        let (p, before, hot) = try afterABadUpgrade()
+        try damage.apply(to: p.store + "/\(hot).sqlite.hot")
+        let rollback = try p.ok("rollback", "--yes")
+        #expect(rollback.stderr.contains(damage == .missing ? "is missing" : "does not match its checksum"), "\(rollback.stderr)")
+        #expect(rollback.stderr.contains("Snapshot \(hot): rebuilt its hot copy"), "\(rollback.stderr)")
+        #expect(try p.dump() == before)
+        #expect(try p.hotIDs() == [hot])
+        #expect(try p.hotCopies() == ["\(hot).sqlite.hot"])
+        try expectSoundHotCopy(p, hot, before: before)
+        #expect(try p.migsnap("verify").status == 0)
+    }
+
+    /// Into a WAL database of another page size the image is rebuilt by a VACUUM on the way in:
+    /// the new hot copy is that image, hashed as it was stored, and fits the database next time.
+    @Test func aRebuiltHotCopyIsTheImageAsStored() throws {
+        let (p, before, hot) = try afterABadUpgrade()
+        let original = try #require(try p.hotRecord(hot)?["sha256"] as? String)
+        _ = try p.sqlite("PRAGMA journal_mode=DELETE; PRAGMA page_size=8192; VACUUM; PRAGMA journal_mode=WAL;")
+        try Damage.corrupted.apply(to: p.store + "/\(hot).sqlite.hot")
+        let rollback = try p.ok("rollback", "--yes")
+        #expect(rollback.stderr.contains("rebuilt its hot copy"), "\(rollback.stderr)")
+        #expect(try p.dump() == before)
+        let file = p.store + "/\(hot).sqlite.hot"
+        let pageSize = try run("/usr/bin/sqlite3", ["-readonly", file, "PRAGMA page_size; PRAGMA journal_mode;"], in: p.dir)
+        #expect(pageSize.stdout.split(separator: "\n") == ["8192", "delete"], "\(pageSize.output)")
+        #expect(try p.hotRecord(hot)?["sha256"] as? String != original)
+        try expectSoundHotCopy(p, hot, before: before)
+    }
+
+    @Test func aSnapshotThePolicyNoLongerKeepsHotIsNotRebuilt() throws {
+        let (p, before, hot) = try afterABadUpgrade()
+        try p.writePolicy(#"{"keep_hot": 0}"#)
+        try Damage.corrupted.apply(to: p.store + "/\(hot).sqlite.hot")
+        let rollback = try p.ok("rollback", "--yes")
+        #expect(rollback.stderr.contains("does not match its checksum"), "\(rollback.stderr)")
+        #expect(!rollback.stderr.contains("rebuilt"), "\(rollback.stderr)")
+        #expect(try p.dump() == before)
+        #expect(try p.hotIDs() == [])
+        #expect(try p.hotCopies() == [])
+    }
+
+    /// A rebuild writes the file, then the manifest: killed in between, it leaves a file that no
+    /// manifest records, which the next run removes as debris (and nothing trusts meanwhile).
+    @Test func aHotCopyItsManifestDoesNotRecordIsDebris() throws {
+        let (p, _, hot) = try afterABadUpgrade()
+        let path = p.store + "/\(hot).json"
+        var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        manifest["hot"] = nil
+        try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys]).write(to: URL(fileURLWithPath: path))
+        #expect(try p.hotIDs() == [])
+        #expect(try p.hotCopies() == ["\(hot).sqlite.hot"])
+        try p.ok("snapshot", "--quiet")
+        #expect(try p.hotCopies() == [])
+    }
+}
