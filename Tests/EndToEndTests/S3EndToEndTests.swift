@@ -94,6 +94,31 @@ struct S3EndToEndTests {
         #expect(!FileManager.default.fileExists(atPath: p.store))
     }
 
+    @Test func theRequestTraceNamesEachRequestAndNoSecret() throws {
+        let bucket = try Bucket()
+        let p = try Project().seeded()
+        p.useStore(in: bucket)
+        let untraced = try p.ok("snapshot", "--quiet")
+        #expect(!untraced.stderr.contains("s3:"), "no trace unless asked: \(untraced.stderr)")
+        let r = try p.migsnap("snapshot", "--quiet", env: ["MIGSNAP_S3_TRACE": "1"])
+        #expect(r.status == 0, "\(r.output)")
+        let id = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let lines = r.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.allSatisfy { $0.hasPrefix("s3: ") && $0.contains(" status=") && $0.contains(" ms=") }, "\(r.stderr)")
+        // Keys relative to the store's prefix; the lock taken with a conditional write, the payload
+        // before its manifest, the lock given back last.
+        #expect(lines.first { $0.contains(".lock") }?.hasPrefix("s3: PUT .lock if-none-match size=") == true, "\(r.stderr)")
+        let payload = try #require(lines.firstIndex { $0.hasPrefix("s3: PUT \(id).sqlite.gz size=") && $0.contains(" status=200 ") }, "\(r.stderr)")
+        let manifest = try #require(lines.firstIndex { $0.hasPrefix("s3: PUT \(id).json size=") }, "\(r.stderr)")
+        #expect(payload < manifest)
+        #expect(lines.last?.hasPrefix("s3: DELETE .lock") == true, "\(r.stderr)")
+        #expect(!r.stderr.contains("shop/"), "\(r.stderr)")
+        let secret = try #require(bucket.environment["AWS_SECRET_ACCESS_KEY"])
+        for hidden in [secret, "Signature", "Credential", "AWS4-HMAC-SHA256", "Authorization", "uploadId"] {
+            #expect(!r.stderr.contains(hidden), "\(hidden) in \(r.stderr)")
+        }
+    }
+
     @Test func aSecondRunWaitsThenRefusesNamingTheHolder() throws {
         let bucket = try Bucket()
         let p = try Project().seeded()
