@@ -14,6 +14,19 @@ public final class SnapshotStore {
     /// Whether this run has changed the store since it took the lock, and the index as it changed it.
     private var indexMarked = false
     private var pendingIndex: StoreIndex?
+    /// What this run knows of the store while it holds the lock; nil when it does not hold it.
+    private var held: HeldStore?
+
+    /// While this run holds the lock nobody else changes the store, so what it read or wrote stands
+    /// and is not asked for again: on a bucket each question is a round trip.
+    private struct HeldStore {
+        /// Small objects (the index, the guards) as last read or written; nil: known to be absent.
+        var smallObjects: [String: Data?] = [:]
+        /// Debris is cleaned once per hold; that cleanup's listing gives the newest id in the store,
+        /// which each id this run issues then raises.
+        var debrisCleaned = false
+        var newestID: String?
+    }
 
     public init(backend: StoreBackend, encryption: StoreEncryption = StoreEncryption()) {
         self.backend = backend
@@ -45,7 +58,9 @@ public final class SnapshotStore {
     /// listing index is brought up to date on release.
     public func lock(purpose: String, wait: TimeInterval = 5) throws -> StoreLock {
         try create()
-        return HeldLock(store: self, inner: try backend.lock(purpose: purpose, wait: wait))
+        let lock = HeldLock(store: self, inner: try backend.lock(purpose: purpose, wait: wait))
+        held = HeldStore()
+        return lock
     }
 
     private final class HeldLock: StoreLock {
@@ -61,6 +76,7 @@ public final class SnapshotStore {
             guard let inner else { return }
             // A stale or missing index only makes the next listing slower; it never decides anything.
             try? store.saveIndex()
+            store.held = nil
             inner.release()
             self.inner = nil
         }
@@ -85,12 +101,14 @@ public final class SnapshotStore {
     /// a manifest of that name is never used: the manifest itself is read instead.
     public func scan(thorough: Bool = false) throws -> StoreScan {
         guard try backend.isInitialized() else { return StoreScan(manifests: [], damaged: [], entries: [:]) }
-        if !thorough, !backend.listingIsCheap, let trusted = loadIndexFile(), trusted.complete,
-           let scan = scan(trusting: trusted) {
+        let indexFile = loadIndexFile()
+        // A run that changed the store under the lock lists it as it left it: its own index.
+        let trusted = held != nil && indexMarked ? pendingIndex : indexFile.flatMap { $0.complete ? $0 : nil }
+        if !thorough, !backend.listingIsCheap, let trusted, let scan = scan(trusting: trusted) {
             return scan
         }
         let candidates = try backend.list(where: { ObjectName.id(ofManifest: $0) != nil })
-        let index = loadIndexFile()?.entries ?? [:]
+        let index = indexFile?.entries ?? [:]
         var manifests: [Manifest] = []
         var damaged: [(file: String, problem: String)] = []
         var entries: [String: StoreIndex.Entry] = [:]
@@ -254,8 +272,24 @@ public final class SnapshotStore {
     /// and whether that writer finished: a listing reads only the manifests that changed since,
     /// instead of one read per snapshot.
     private func loadIndexFile() -> StoreIndex? {
-        guard let data = try? backend.read(ObjectName.index) else { return nil }
+        guard let data = try? readSmallObject(ObjectName.index) else { return nil }
         return StoreIndex(decoding: data)
+    }
+
+    /// A small object's bytes (nil: there is none), asked of the backend once per lock held.
+    func readSmallObject(_ name: String) throws -> Data? {
+        if let known = held?.smallObjects[name] { return known }
+        let data = try backend.read(name)
+        held?.smallObjects[name] = .some(data)
+        return data
+    }
+
+    /// Writes a small object, remembering its bytes while the lock is held.
+    func writeSmallObject(_ name: String, data: Data) throws {
+        // A write that failed may or may not have landed.
+        held?.smallObjects[name] = nil
+        try backend.write(name, data: data)
+        held?.smallObjects[name] = .some(data)
     }
 
     /// Before this run's first change: the index is marked incomplete (so that a reader of a bucket
@@ -269,7 +303,7 @@ public final class SnapshotStore {
                 pendingIndex = current.complete && scan(trusting: current) != nil ? current : nil
                 if current.complete {
                     current.complete = false
-                    try backend.write(ObjectName.index, data: current.encoded())
+                    try writeSmallObject(ObjectName.index, data: current.encoded())
                 }
             }
         }
@@ -296,16 +330,23 @@ public final class SnapshotStore {
         }
         fresh.complete = true
         let bytes = fresh.encoded()
-        if (try? backend.read(ObjectName.index)) == bytes { return }
-        try backend.write(ObjectName.index, data: bytes)
+        if (try? readSmallObject(ObjectName.index)) == bytes { return }
+        try writeSmallObject(ObjectName.index, data: bytes)
     }
 
     // MARK: Writing (callers hold the lock)
 
     /// A fresh id, later than every id in the store.
     public func newID(now: Date = Date()) throws -> String {
-        let newest = try backend.list().compactMap { ObjectName.id(ofManifest: $0.name) ?? ObjectName.id(ofPayload: $0.name) }.max()
-        return SnapshotID.make(at: now, after: newest)
+        let newest = try held?.debrisCleaned == true ? held?.newestID : Self.newestID(in: backend.list())
+        let id = SnapshotID.make(at: now, after: newest)
+        if held?.debrisCleaned == true { held?.newestID = id }
+        return id
+    }
+
+    /// The newest id that a manifest or a payload in `objects` carries.
+    private static func newestID(in objects: [StoredObject]) -> String? {
+        objects.compactMap { ObjectName.id(ofManifest: $0.name) ?? ObjectName.id(ofPayload: $0.name) }.max()
     }
 
     /// A private local directory for this run's temporary files (see `StoreBackend.makeScratch`).
@@ -438,9 +479,13 @@ public final class SnapshotStore {
     /// manifest was never written (or was removed by a prune that did not finish). Call with the lock held.
     @discardableResult
     public func cleanDebris(now: Date = Date()) throws -> [String] {
-        guard try backend.isInitialized() else { return [] }
+        guard try backend.isInitialized(), held?.debrisCleaned != true else { return [] }
         var removed = try backend.cleanBackendDebris()
         let objects = try backend.list()
+        if held != nil {
+            held?.debrisCleaned = true
+            held?.newestID = Self.newestID(in: objects)
+        }
         let listed = Set(objects.compactMap { ObjectName.id(ofManifest: $0.name) })
         for object in objects {
             guard let id = ObjectName.id(ofPayload: object.name) ?? ObjectName.id(ofHot: object.name), !listed.contains(id) else { continue }

@@ -119,6 +119,25 @@ struct S3EndToEndTests {
         }
     }
 
+    @Test func aRunAsksTheBucketForEachObjectOnce() throws {
+        let bucket = try Bucket()
+        let p = try Project().seeded()
+        p.useStore(in: bucket)
+        let first = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        for command in [["snapshot"], ["upgrade"], ["restore", first, "--yes"], ["list"]] {
+            let r = try p.migsnap(command, env: ["MIGSNAP_S3_TRACE": "1"])
+            #expect(r.status == 0, "\(r.output)")
+            // "GET index.json", "GET / list", …: what was asked, without how it went.
+            let reads = r.stderr.split(separator: "\n").filter { $0.hasPrefix("s3: GET ") }.map { line in
+                line.split(separator: " ").prefix { !$0.contains("=") }.joined(separator: " ")
+            }
+            #expect(reads.count == Set(reads).count, "\(command): \(r.stderr)")
+            #expect(!r.stderr.contains("s3: GET .lock"), "the lock is given back by its ETag: \(r.stderr)")
+        }
+        let listed = try #require(try p.json(try p.ok("list", "--json").stdout) as? [[String: Any]])
+        #expect(listed.count == 5, "the index kept up to date: \(listed.count)")
+    }
+
     @Test func aSecondRunWaitsThenRefusesNamingTheHolder() throws {
         let bucket = try Bucket()
         let p = try Project().seeded()
