@@ -476,7 +476,8 @@ public final class SnapshotStore {
     }
 
     /// Removes what killed runs left: the backend's own debris, and payloads and hot copies whose
-    /// manifest was never written (or was removed by a prune that did not finish). Call with the lock held.
+    /// manifest was never written (or was removed by a prune that did not finish). Call with the lock
+    /// held; once per hold (no run can leave debris while this one holds it).
     @discardableResult
     public func cleanDebris(now: Date = Date()) throws -> [String] {
         guard try backend.isInitialized(), held?.debrisCleaned != true else { return [] }
