@@ -368,8 +368,7 @@ public final class SnapshotStore {
         let stored: (size: Int64, sha256: String)
         let url = URL(fileURLWithPath: plain)
         if !encrypted && engine.writesPayloadInOrder {
-            // The engine's progress is the one shown: the upload keeps pace with it.
-            stored = try store(plain, as: name, progress: nil) {
+            stored = try store(plain, as: name, progress: progress) {
                 draft = try make(url)
                 progress.finish()
             }
@@ -380,7 +379,7 @@ public final class SnapshotStore {
         } else {
             let sealed = plain + ".age"
             let recipients = encryption.recipients
-            stored = try store(sealed, as: name, progress: nil) {
+            stored = try store(sealed, as: name, progress: progress) {
                 // Not synced here: the store makes durable what it keeps.
                 if engine.writesPayloadInOrder {
                     // Encrypted while the engine writes it, and sent while it is encrypted.
@@ -424,13 +423,12 @@ public final class SnapshotStore {
     }
 
     /// Stores `file` as `name` while `write` appends to it (an empty `write`: the file is complete),
-    /// hashing every byte once on the way. Returns the size and SHA-256 of what was stored.
-    private func store(_ file: String, as name: String, progress: ProgressReporter?,
+    /// hashing every byte once on the way. Returns the size and SHA-256 of what was stored. What is
+    /// sent shows beside the writer's progress while it writes, then on its own.
+    private func store(_ file: String, as name: String, progress: ProgressReporter,
                        while write: () throws -> Void) throws -> (size: Int64, sha256: String) {
-        let total = FileSystem.fileSize(file)
-        let upload = try backend.beginUpload(growing: file, as: name, progress: progress.map { progress in
-            { done in progress.update(phase: "store", done: done, total: total) }
-        })
+        let sent = UploadProgress(progress)
+        let upload = try backend.beginUpload(growing: file, as: name, progress: sent.report)
         let follower = PayloadFollower(path: file, upload: upload)
         do {
             try write()
@@ -438,8 +436,9 @@ public final class SnapshotStore {
             follower.abort()
             throw error
         }
+        sent.fileIsComplete(size: FileSystem.fileSize(file))
         let stored = try follower.finish()
-        progress?.finish()
+        progress.finish()
         return stored
     }
 
@@ -450,7 +449,7 @@ public final class SnapshotStore {
         try Self.verifyChecksum(manifest, file: file, location: file)
         try noteChange(ObjectName.manifest(id: manifest.id), nil)
         try backend.upload(file: file, as: manifest.file) { done in
-            progress.update(phase: "store", done: done, total: manifest.storedBytes)
+            progress.update(phase: "upload", done: done, total: manifest.storedBytes)
         }
         progress.finish()
         try write(manifest)
@@ -541,7 +540,7 @@ public final class SnapshotStore {
     /// `DatabaseEngine.stageRestore(arriving:)`): hashed as it arrives, and checked against the
     /// manifest's size and SHA-256 by `verify()`. An encrypted payload is decrypted as it arrives
     /// and handed over whole (a blocked file's index is at the end of the plaintext).
-    public func arrivingPayload(_ manifest: Manifest, scratch: ScratchSpace) throws -> ArrivingPayload {
+    public func arrivingPayload(_ manifest: Manifest, scratch: ScratchSpace, progress: ProgressReporter = SilentProgress()) throws -> ArrivingPayload {
         let identities = manifest.encryption == nil ? [] : try encryption.identities()
         let file: ArrivingFile
         do {
@@ -549,6 +548,8 @@ public final class SnapshotStore {
         } catch let error as MigsnapError {
             throw error.prefixed("Snapshot \(manifest.id)")
         }
+        // The engine's progress is the phase; what has arrived shows beside it.
+        file.observe { arrived in progress.update(alongside: "downloaded", done: arrived, total: manifest.storedBytes) }
         let digest = file.sha256InBackground()
         let location = payloadLocation(manifest)
         let check = {
