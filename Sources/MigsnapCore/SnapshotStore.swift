@@ -294,7 +294,7 @@ public final class SnapshotStore {
 
     /// Before this run's first change: the index is marked incomplete (so that a reader of a bucket
     /// lists the objects until this run finishes), and kept up to date in memory as the run writes.
-    private func noteChange(_ name: String, _ manifest: Manifest?) throws {
+    private func noteChange(_ name: String, _ manifest: Manifest?, version: String = "") throws {
         if !indexMarked {
             indexMarked = true
             if var current = loadIndexFile() {
@@ -308,7 +308,7 @@ public final class SnapshotStore {
             }
         }
         if let manifest {
-            pendingIndex?.entries[name] = StoreIndex.Entry(version: "", manifest: manifest)
+            pendingIndex?.entries[name] = StoreIndex.Entry(version: version, manifest: manifest)
         } else {
             pendingIndex?.entries[name] = nil
         }
@@ -459,8 +459,8 @@ public final class SnapshotStore {
     /// Rewrites a manifest atomically (pin, unpin, tags).
     public func write(_ manifest: Manifest) throws {
         try noteChange(ObjectName.manifest(id: manifest.id), nil)
-        try backend.write(ObjectName.manifest(id: manifest.id), data: try JSON.encoder().encode(manifest))
-        try noteChange(ObjectName.manifest(id: manifest.id), manifest)
+        let version = try backend.write(ObjectName.manifest(id: manifest.id), data: try JSON.encoder().encode(manifest))
+        try noteChange(ObjectName.manifest(id: manifest.id), manifest, version: version)
     }
 
     /// Removes a snapshot: the manifest first, so a killed run never leaves a listed snapshot

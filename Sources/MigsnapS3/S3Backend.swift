@@ -89,9 +89,11 @@ public final class S3Backend: StoreBackend {
         return try client.getObject(bucket: s3.bucket, key: s3.key(name))?.body
     }
 
-    public func write(_ name: String, data: Data) throws {
+    @discardableResult
+    public func write(_ name: String, data: Data) throws -> String {
         try ObjectName.check(name)
-        try client.putObject(bucket: s3.bucket, key: s3.key(name), data: data)
+        // The ETag of the answer is the one a listing shows.
+        return try client.send(S3Client.S3Request(method: "PUT", bucket: s3.bucket, key: s3.key(name), body: .data(data))).etag ?? ""
     }
 
     public func upload(file path: String, as name: String, progress: ((Int64) -> Void)?) throws {

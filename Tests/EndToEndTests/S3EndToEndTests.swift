@@ -124,7 +124,7 @@ struct S3EndToEndTests {
         let p = try Project().seeded()
         p.useStore(in: bucket)
         let first = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        for command in [["snapshot"], ["upgrade"], ["restore", first, "--yes"], ["list"]] {
+        for command in [["snapshot"], ["upgrade"], ["restore", first, "--yes"], ["list"], ["verify"]] {
             let r = try p.migsnap(command, env: ["MIGSNAP_S3_TRACE": "1"])
             #expect(r.status == 0, "\(r.output)")
             // "GET index.json", "GET / list", …: what was asked, without how it went.
@@ -132,6 +132,9 @@ struct S3EndToEndTests {
                 line.split(separator: " ").prefix { !$0.contains("=") }.joined(separator: " ")
             }
             #expect(reads.count == Set(reads).count, "\(command): \(r.stderr)")
+            // The index holds every manifest with the version its writer got back: none is read.
+            #expect(!reads.contains { $0.hasSuffix(".json") && !$0.hasSuffix(" index.json") && !$0.hasSuffix(" guards.json") },
+                    "\(command): \(r.stderr)")
             #expect(!r.stderr.contains("s3: GET .lock"), "the lock is given back by its ETag: \(r.stderr)")
         }
         let listed = try #require(try p.json(try p.ok("list", "--json").stdout) as? [[String: Any]])
