@@ -70,12 +70,17 @@ enum Terminal {
     }
 }
 
-/// A progress line on stderr (bytes or pages, rate, ETA), drawn only where escape sequences are.
-final class TerminalProgress: ProgressReporter {
+/// A progress line on stderr (bytes or pages, rate, ETA), drawn only where escape sequences are;
+/// with the count of a transfer that runs alongside the phase where there is one. Reporters on
+/// several threads (an engine, a bucket upload's part threads) may share it.
+final class TerminalProgress: ProgressReporter, @unchecked Sendable {
     private let start = Date()
+    private let lock = NSLock()
     private var lastDraw = Date.distantPast
     private var phaseStart = Date()
     private var phase = ""
+    private var current: (done: Int64, total: Int64?, unit: ProgressUnit)?
+    private var alongside: (label: String, done: Int64, total: Int64?, since: Date)?
     private var drawn = false
     private let enabled: Bool
 
@@ -84,41 +89,70 @@ final class TerminalProgress: ProgressReporter {
     }
 
     func update(phase: String, done: Int64, total: Int64?, unit: ProgressUnit) {
-        if Self.timings, phase != self.phase {
-            FileHandle.standardError.write(Data(String(format: "[%7.3f s] %@\n", Date().timeIntervalSince(start), phase).utf8))
-            if !enabled { self.phase = phase }
+        lock.withLock {
+            if Self.timings, phase != self.phase {
+                FileHandle.standardError.write(Data(String(format: "[%7.3f s] %@\n", Date().timeIntervalSince(start), phase).utf8))
+                if !enabled { self.phase = phase }
+            }
+            guard enabled else { return }
+            if phase != self.phase {
+                self.phase = phase
+                phaseStart = Date()
+                // A transfer that has ended is not shown beside the phases after it.
+                if let alongside, let total = alongside.total, alongside.done >= total { self.alongside = nil }
+            }
+            current = (done, total, unit)
+            draw()
         }
+    }
+
+    func update(alongside label: String, done: Int64, total: Int64?) {
         guard enabled else { return }
-        let now = Date()
-        if phase != self.phase {
-            self.phase = phase
-            phaseStart = now
+        lock.withLock {
+            alongside = (label, done, total, alongside?.label == label ? alongside!.since : Date())
+            draw()
         }
+    }
+
+    /// The line, at most ten times a second. Called with the lock held.
+    private func draw() {
+        let now = Date()
         guard now.timeIntervalSince(lastDraw) >= 0.1 else { return }
         lastDraw = now
-        let elapsed = max(now.timeIntervalSince(phaseStart), 0.001)
-        let rate = Double(done) / elapsed
-        var line = "\(phase): \(Format.amount(done, unit))"
-        if let total, total > 0 {
-            let pct = min(100, Int(Double(done) * 100 / Double(total)))
-            let remaining = rate > 0 ? Double(total - done) / rate : 0
-            line += " / \(Format.amount(total, unit)) (\(pct)%)  \(Format.rate(rate, unit))  ETA \(Format.duration(remaining))"
-        } else {
-            line += "  \(Format.rate(rate, unit))"
+        var parts: [String] = []
+        if let current {
+            parts.append("\(phase): " + Self.describe(done: current.done, total: current.total, unit: current.unit, since: phaseStart, now: now))
         }
-        FileHandle.standardError.write(Data("\r\u{1B}[2K\(line)".utf8))
+        if let alongside {
+            parts.append("\(alongside.label) " + Self.describe(done: alongside.done, total: alongside.total, unit: .bytes, since: alongside.since, now: now))
+        }
+        guard !parts.isEmpty else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[2K\(parts.joined(separator: "  ·  "))".utf8))
         drawn = true
+    }
+
+    /// "12.0 MiB / 40.0 MiB (30%)  4.0 MiB/s  ETA 7s", or without a total "12.0 MiB  4.0 MiB/s".
+    private static func describe(done: Int64, total: Int64?, unit: ProgressUnit, since: Date, now: Date) -> String {
+        let rate = Double(done) / max(now.timeIntervalSince(since), 0.001)
+        guard let total, total > 0 else { return "\(Format.amount(done, unit))  \(Format.rate(rate, unit))" }
+        let pct = min(100, Int(Double(done) * 100 / Double(total)))
+        let remaining = rate > 0 ? Double(max(0, total - done)) / rate : 0
+        return "\(Format.amount(done, unit)) / \(Format.amount(total, unit)) (\(pct)%)  \(Format.rate(rate, unit))  ETA \(Format.duration(remaining))"
     }
 
     private static let timings = ProcessInfo.processInfo.environment["MIGSNAP_TIMINGS"] != nil
 
     func finish() {
-        if Self.timings {
-            FileHandle.standardError.write(Data(String(format: "[%7.3f s] (%@ done)\n", Date().timeIntervalSince(start), phase).utf8))
+        lock.withLock {
+            if Self.timings {
+                FileHandle.standardError.write(Data(String(format: "[%7.3f s] (%@ done)\n", Date().timeIntervalSince(start), phase).utf8))
+            }
+            current = nil
+            alongside = nil
+            guard enabled, drawn else { return }
+            FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
+            drawn = false
         }
-        guard enabled, drawn else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
-        drawn = false
     }
 }
 

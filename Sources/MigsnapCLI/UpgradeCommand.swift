@@ -80,8 +80,8 @@ extension Migsnap {
                 }
                 // Nothing is written before a plan with steps, an Alembic that starts and an env.py
                 // that connects to this database: not the store, not its lock, not a first deploy's
-                // database. Nothing pending: no Python is started.
-                let preliminary = try operation.upgradePlan(options)
+                // database. Nothing pending: no Python is started. The guards are read under the lock.
+                let preliminary = try operation.upgradePlan(options, guards: false)
                 var lock: StoreLock?
                 if !preliminary.steps.isEmpty {
                     try alembic.prepare(log: Terminal.err)

@@ -21,6 +21,10 @@ public struct VersionTable: Sendable, Equatable {
 public protocol ProgressReporter: AnyObject {
     /// `total` is nil when unknown; `done` and `total` count `unit`s.
     func update(phase: String, done: Int64, total: Int64?, unit: ProgressUnit)
+    /// Work that runs beside the current phase and keeps pace with it (a payload sent to a bucket
+    /// while the engine writes it, or arriving while the engine reads it), shown with the phase.
+    /// May be called from another thread than `update(phase:…)`. The next `finish` ends it.
+    func update(alongside label: String, done: Int64, total: Int64?)
     func finish()
 }
 
@@ -34,6 +38,8 @@ extension ProgressReporter {
     public func update(phase: String, done: Int64, total: Int64?) {
         update(phase: phase, done: done, total: total, unit: .bytes)
     }
+
+    public func update(alongside label: String, done: Int64, total: Int64?) {}
 }
 
 /// Reports nothing; for tests, scripts and non-TTY runs.

@@ -211,7 +211,7 @@ extension SnapshotStore {
         }
         // Staging starts while the payload arrives; nothing is swapped in unless its bytes are the
         // manifest's, whatever the engine checked.
-        let payload = try arrivingPayload(manifest, scratch: scratch)
+        let payload = try arrivingPayload(manifest, scratch: scratch, progress: progress)
         let staged: StagedRestore
         do {
             staged = try engine.stageRestore(arriving: payload, versionTable: versionTable, progress: progress)

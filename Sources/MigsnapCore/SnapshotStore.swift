@@ -14,6 +14,19 @@ public final class SnapshotStore {
     /// Whether this run has changed the store since it took the lock, and the index as it changed it.
     private var indexMarked = false
     private var pendingIndex: StoreIndex?
+    /// What this run knows of the store while it holds the lock; nil when it does not hold it.
+    private var held: HeldStore?
+
+    /// While this run holds the lock nobody else changes the store, so what it read or wrote stands
+    /// and is not asked for again: on a bucket each question is a round trip.
+    private struct HeldStore {
+        /// Small objects (the index, the guards) as last read or written; nil: known to be absent.
+        var smallObjects: [String: Data?] = [:]
+        /// Debris is cleaned once per hold; that cleanup's listing gives the newest id in the store,
+        /// which each id this run issues then raises.
+        var debrisCleaned = false
+        var newestID: String?
+    }
 
     public init(backend: StoreBackend, encryption: StoreEncryption = StoreEncryption()) {
         self.backend = backend
@@ -45,7 +58,9 @@ public final class SnapshotStore {
     /// listing index is brought up to date on release.
     public func lock(purpose: String, wait: TimeInterval = 5) throws -> StoreLock {
         try create()
-        return HeldLock(store: self, inner: try backend.lock(purpose: purpose, wait: wait))
+        let lock = HeldLock(store: self, inner: try backend.lock(purpose: purpose, wait: wait))
+        held = HeldStore()
+        return lock
     }
 
     private final class HeldLock: StoreLock {
@@ -61,6 +76,7 @@ public final class SnapshotStore {
             guard let inner else { return }
             // A stale or missing index only makes the next listing slower; it never decides anything.
             try? store.saveIndex()
+            store.held = nil
             inner.release()
             self.inner = nil
         }
@@ -85,12 +101,14 @@ public final class SnapshotStore {
     /// a manifest of that name is never used: the manifest itself is read instead.
     public func scan(thorough: Bool = false) throws -> StoreScan {
         guard try backend.isInitialized() else { return StoreScan(manifests: [], damaged: [], entries: [:]) }
-        if !thorough, !backend.listingIsCheap, let trusted = loadIndexFile(), trusted.complete,
-           let scan = scan(trusting: trusted) {
+        let indexFile = loadIndexFile()
+        // A run that changed the store under the lock lists it as it left it: its own index.
+        let trusted = held != nil && indexMarked ? pendingIndex : indexFile.flatMap { $0.complete ? $0 : nil }
+        if !thorough, !backend.listingIsCheap, let trusted, let scan = scan(trusting: trusted) {
             return scan
         }
         let candidates = try backend.list(where: { ObjectName.id(ofManifest: $0) != nil })
-        let index = loadIndexFile()?.entries ?? [:]
+        let index = indexFile?.entries ?? [:]
         var manifests: [Manifest] = []
         var damaged: [(file: String, problem: String)] = []
         var entries: [String: StoreIndex.Entry] = [:]
@@ -254,13 +272,29 @@ public final class SnapshotStore {
     /// and whether that writer finished: a listing reads only the manifests that changed since,
     /// instead of one read per snapshot.
     private func loadIndexFile() -> StoreIndex? {
-        guard let data = try? backend.read(ObjectName.index) else { return nil }
+        guard let data = try? readSmallObject(ObjectName.index) else { return nil }
         return StoreIndex(decoding: data)
+    }
+
+    /// A small object's bytes (nil: there is none), asked of the backend once per lock held.
+    func readSmallObject(_ name: String) throws -> Data? {
+        if let known = held?.smallObjects[name] { return known }
+        let data = try backend.read(name)
+        held?.smallObjects[name] = .some(data)
+        return data
+    }
+
+    /// Writes a small object, remembering its bytes while the lock is held.
+    func writeSmallObject(_ name: String, data: Data) throws {
+        // A write that failed may or may not have landed.
+        held?.smallObjects[name] = nil
+        try backend.write(name, data: data)
+        held?.smallObjects[name] = .some(data)
     }
 
     /// Before this run's first change: the index is marked incomplete (so that a reader of a bucket
     /// lists the objects until this run finishes), and kept up to date in memory as the run writes.
-    private func noteChange(_ name: String, _ manifest: Manifest?) throws {
+    private func noteChange(_ name: String, _ manifest: Manifest?, version: String = "") throws {
         if !indexMarked {
             indexMarked = true
             if var current = loadIndexFile() {
@@ -269,12 +303,12 @@ public final class SnapshotStore {
                 pendingIndex = current.complete && scan(trusting: current) != nil ? current : nil
                 if current.complete {
                     current.complete = false
-                    try backend.write(ObjectName.index, data: current.encoded())
+                    try writeSmallObject(ObjectName.index, data: current.encoded())
                 }
             }
         }
         if let manifest {
-            pendingIndex?.entries[name] = StoreIndex.Entry(version: "", manifest: manifest)
+            pendingIndex?.entries[name] = StoreIndex.Entry(version: version, manifest: manifest)
         } else {
             pendingIndex?.entries[name] = nil
         }
@@ -296,16 +330,23 @@ public final class SnapshotStore {
         }
         fresh.complete = true
         let bytes = fresh.encoded()
-        if (try? backend.read(ObjectName.index)) == bytes { return }
-        try backend.write(ObjectName.index, data: bytes)
+        if (try? readSmallObject(ObjectName.index)) == bytes { return }
+        try writeSmallObject(ObjectName.index, data: bytes)
     }
 
     // MARK: Writing (callers hold the lock)
 
     /// A fresh id, later than every id in the store.
     public func newID(now: Date = Date()) throws -> String {
-        let newest = try backend.list().compactMap { ObjectName.id(ofManifest: $0.name) ?? ObjectName.id(ofPayload: $0.name) }.max()
-        return SnapshotID.make(at: now, after: newest)
+        let newest = try held?.debrisCleaned == true ? held?.newestID : Self.newestID(in: backend.list())
+        let id = SnapshotID.make(at: now, after: newest)
+        if held?.debrisCleaned == true { held?.newestID = id }
+        return id
+    }
+
+    /// The newest id that a manifest or a payload in `objects` carries.
+    private static func newestID(in objects: [StoredObject]) -> String? {
+        objects.compactMap { ObjectName.id(ofManifest: $0.name) ?? ObjectName.id(ofPayload: $0.name) }.max()
     }
 
     /// A private local directory for this run's temporary files (see `StoreBackend.makeScratch`).
@@ -327,8 +368,7 @@ public final class SnapshotStore {
         let stored: (size: Int64, sha256: String)
         let url = URL(fileURLWithPath: plain)
         if !encrypted && engine.writesPayloadInOrder {
-            // The engine's progress is the one shown: the upload keeps pace with it.
-            stored = try store(plain, as: name, progress: nil) {
+            stored = try store(plain, as: name, progress: progress) {
                 draft = try make(url)
                 progress.finish()
             }
@@ -339,7 +379,7 @@ public final class SnapshotStore {
         } else {
             let sealed = plain + ".age"
             let recipients = encryption.recipients
-            stored = try store(sealed, as: name, progress: nil) {
+            stored = try store(sealed, as: name, progress: progress) {
                 // Not synced here: the store makes durable what it keeps.
                 if engine.writesPayloadInOrder {
                     // Encrypted while the engine writes it, and sent while it is encrypted.
@@ -383,13 +423,12 @@ public final class SnapshotStore {
     }
 
     /// Stores `file` as `name` while `write` appends to it (an empty `write`: the file is complete),
-    /// hashing every byte once on the way. Returns the size and SHA-256 of what was stored.
-    private func store(_ file: String, as name: String, progress: ProgressReporter?,
+    /// hashing every byte once on the way. Returns the size and SHA-256 of what was stored. What is
+    /// sent shows beside the writer's progress while it writes, then on its own.
+    private func store(_ file: String, as name: String, progress: ProgressReporter,
                        while write: () throws -> Void) throws -> (size: Int64, sha256: String) {
-        let total = FileSystem.fileSize(file)
-        let upload = try backend.beginUpload(growing: file, as: name, progress: progress.map { progress in
-            { done in progress.update(phase: "store", done: done, total: total) }
-        })
+        let sent = UploadProgress(progress)
+        let upload = try backend.beginUpload(growing: file, as: name, progress: sent.report)
         let follower = PayloadFollower(path: file, upload: upload)
         do {
             try write()
@@ -397,8 +436,9 @@ public final class SnapshotStore {
             follower.abort()
             throw error
         }
+        sent.fileIsComplete(size: FileSystem.fileSize(file))
         let stored = try follower.finish()
-        progress?.finish()
+        progress.finish()
         return stored
     }
 
@@ -409,7 +449,7 @@ public final class SnapshotStore {
         try Self.verifyChecksum(manifest, file: file, location: file)
         try noteChange(ObjectName.manifest(id: manifest.id), nil)
         try backend.upload(file: file, as: manifest.file) { done in
-            progress.update(phase: "store", done: done, total: manifest.storedBytes)
+            progress.update(phase: "upload", done: done, total: manifest.storedBytes)
         }
         progress.finish()
         try write(manifest)
@@ -419,8 +459,8 @@ public final class SnapshotStore {
     /// Rewrites a manifest atomically (pin, unpin, tags).
     public func write(_ manifest: Manifest) throws {
         try noteChange(ObjectName.manifest(id: manifest.id), nil)
-        try backend.write(ObjectName.manifest(id: manifest.id), data: try JSON.encoder().encode(manifest))
-        try noteChange(ObjectName.manifest(id: manifest.id), manifest)
+        let version = try backend.write(ObjectName.manifest(id: manifest.id), data: try JSON.encoder().encode(manifest))
+        try noteChange(ObjectName.manifest(id: manifest.id), manifest, version: version)
     }
 
     /// Removes a snapshot: the manifest first, so a killed run never leaves a listed snapshot
@@ -436,12 +476,17 @@ public final class SnapshotStore {
 
     /// Removes what killed runs left: the backend's own debris, payloads and hot copies whose
     /// manifest was never written (or was removed by a prune that did not finish), and hot copies
-    /// their manifest does not record (a rebuild killed before its manifest). Call with the lock held.
+    /// their manifest does not record (a rebuild killed before its manifest). Call with the lock
+    /// held; once per hold (no other run can leave debris while this one holds it).
     @discardableResult
     public func cleanDebris(now: Date = Date()) throws -> [String] {
-        guard try backend.isInitialized() else { return [] }
+        guard try backend.isInitialized(), held?.debrisCleaned != true else { return [] }
         var removed = try backend.cleanBackendDebris()
         let objects = try backend.list()
+        if held != nil {
+            held?.debrisCleaned = true
+            held?.newestID = Self.newestID(in: objects)
+        }
         let listed = Set(objects.compactMap { ObjectName.id(ofManifest: $0.name) })
         // Only a manifest that can be read says it has no hot copy: a damaged one is left with its files.
         let hotOfListed = objects.compactMap { ObjectName.id(ofHot: $0.name) }.filter(listed.contains)
@@ -501,7 +546,7 @@ public final class SnapshotStore {
     /// `DatabaseEngine.stageRestore(arriving:)`): hashed as it arrives, and checked against the
     /// manifest's size and SHA-256 by `verify()`. An encrypted payload is decrypted as it arrives
     /// and handed over whole (a blocked file's index is at the end of the plaintext).
-    public func arrivingPayload(_ manifest: Manifest, scratch: ScratchSpace) throws -> ArrivingPayload {
+    public func arrivingPayload(_ manifest: Manifest, scratch: ScratchSpace, progress: ProgressReporter = SilentProgress()) throws -> ArrivingPayload {
         let identities = manifest.encryption == nil ? [] : try encryption.identities()
         let file: ArrivingFile
         do {
@@ -509,6 +554,8 @@ public final class SnapshotStore {
         } catch let error as MigsnapError {
             throw error.prefixed("Snapshot \(manifest.id)")
         }
+        // The engine's progress is the phase; what has arrived shows beside it.
+        file.observe { arrived in progress.update(alongside: "downloaded", done: arrived, total: manifest.storedBytes) }
         let digest = file.sha256InBackground()
         let location = payloadLocation(manifest)
         let check = {

@@ -27,11 +27,13 @@ public final class S3Backend: StoreBackend {
     /// The store at `url` (`s3://BUCKET/PREFIX`), with the endpoint, region and credentials the AWS
     /// way from `environment` (see `S3Configuration.fromEnvironment`).
     public convenience init(url: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
-        try self.init(location: S3Location(url: url), configuration: S3Configuration.fromEnvironment(environment))
+        let location = try S3Location(url: url)
+        try self.init(location: location, configuration: S3Configuration.fromEnvironment(environment),
+                      trace: S3RequestTrace.fromEnvironment(environment, keyPrefix: location.keyPrefix))
     }
 
-    public convenience init(location: S3Location, configuration: S3Configuration) {
-        self.init(location: location, client: S3Client(configuration: configuration))
+    public convenience init(location: S3Location, configuration: S3Configuration, trace: S3RequestTrace? = nil) {
+        self.init(location: location, client: S3Client(configuration: configuration, trace: trace))
     }
 
     /// The knobs are for tests: small parts, a short lease.
@@ -87,9 +89,11 @@ public final class S3Backend: StoreBackend {
         return try client.getObject(bucket: s3.bucket, key: s3.key(name))?.body
     }
 
-    public func write(_ name: String, data: Data) throws {
+    @discardableResult
+    public func write(_ name: String, data: Data) throws -> String {
         try ObjectName.check(name)
-        try client.putObject(bucket: s3.bucket, key: s3.key(name), data: data)
+        // The ETag of the answer is the one a listing shows.
+        return try client.send(S3Client.S3Request(method: "PUT", bucket: s3.bucket, key: s3.key(name), body: .data(data))).etag ?? ""
     }
 
     public func upload(file path: String, as name: String, progress: ((Int64) -> Void)?) throws {

@@ -38,14 +38,17 @@ public final class S3Client: @unchecked Sendable {
     public let configuration: S3Configuration
     let maxAttempts: Int
     let firstBackoff: TimeInterval
+    let trace: S3RequestTrace?
     private let poolLock = NSLock()
     private var idleHandles: [CurlHandle] = []
 
-    /// `maxAttempts` and `firstBackoff` are for tests; the backoff doubles per try.
-    public init(configuration: S3Configuration, maxAttempts: Int = 4, firstBackoff: TimeInterval = 0.25) {
+    /// `maxAttempts` and `firstBackoff` are for tests; the backoff doubles per try. With `trace`,
+    /// every request is reported when it ends (see `S3RequestTrace`).
+    public init(configuration: S3Configuration, maxAttempts: Int = 4, firstBackoff: TimeInterval = 0.25, trace: S3RequestTrace? = nil) {
         self.configuration = configuration
         self.maxAttempts = max(1, maxAttempts)
         self.firstBackoff = firstBackoff
+        self.trace = trace
     }
 
     // MARK: Objects
@@ -246,11 +249,13 @@ public final class S3Client: @unchecked Sendable {
             let signed = SigV4.sign(method: request.method, path: path, query: request.query, headers: headers, payloadHash: payloadHash,
                                     date: Date(), region: configuration.region, service: "s3", credentials: configuration.credentials)
             let response: HTTPResponse
+            let started = Date()
             do {
                 response = try withHandle {
                     try $0.perform(method: request.method, url: url, headers: headers + signed, body: request.body, sink: sink, progress: progress)
                 }
             } catch let failure as TransportFailure {
+                trace?.record(request, attempt: attempt, outcome: .noAnswer, since: started)
                 if failure.isTransient && attempt < maxAttempts {
                     backoff(attempt)
                     attempt += 1
@@ -260,6 +265,8 @@ public final class S3Client: @unchecked Sendable {
                     "Could not reach the S3 endpoint \(configuration.endpoint): \(failure.message).",
                     hint: "Check AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL and that the service is running; nothing was changed by this request.")
             }
+            trace?.record(request, attempt: attempt, outcome: .answered(
+                status: response.status, size: response.headers["content-length"].flatMap { Int64($0) } ?? Int64(response.body.count)), since: started)
             // 501 is an answer, not a hiccup: the server lacks the feature.
             if response.status >= 500 && response.status != 501 && attempt < maxAttempts {
                 backoff(attempt)

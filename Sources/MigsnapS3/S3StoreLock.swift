@@ -38,9 +38,9 @@ struct S3LockHolder: Codable, Equatable {
 final class S3StoreLock: StoreLock {
     private let renewer: LeaseRenewer
 
-    /// Holds the lock just created and starts renewing it.
-    private init(holding holder: S3LockHolder, client: S3Client, bucket: String, key: String, timing: S3LeaseTiming) {
-        let renewer = LeaseRenewer(client: client, bucket: bucket, key: key, holder: holder, timing: timing)
+    /// Holds the lock just created (`etag`: its ETag, where known) and starts renewing it.
+    private init(holding holder: S3LockHolder, etag: String?, client: S3Client, bucket: String, key: String, timing: S3LeaseTiming) {
+        let renewer = LeaseRenewer(client: client, bucket: bucket, key: key, holder: holder, etag: etag, timing: timing)
         self.renewer = renewer
         Thread { renewer.run() }.start()
     }
@@ -65,7 +65,7 @@ final class S3StoreLock: StoreLock {
                     hint: "Use a server with conditional PUT (AWS S3, MinIO, OpenStack Swift 2.35 or later), or a directory store.")
             }
             if created.status != 412 {
-                return S3StoreLock(holding: holder, client: client, bucket: bucket, key: key, timing: timing)
+                return S3StoreLock(holding: holder, etag: created.etag, client: client, bucket: bucket, key: key, timing: timing)
             }
             // Someone holds it: is the lease still running, by the server's clock?
             guard let current = try client.getObject(bucket: bucket, key: key) else { continue }
@@ -73,7 +73,7 @@ final class S3StoreLock: StoreLock {
             let other = try? JSONDecoder().decode(S3LockHolder.self, from: current.body)
             if other?.owner == token {
                 // Our create went through but its answer was lost, and a retry found it there.
-                return S3StoreLock(holding: holder, client: client, bucket: bucket, key: key, timing: timing)
+                return S3StoreLock(holding: holder, etag: current.etag, client: client, bucket: bucket, key: key, timing: timing)
             }
             if isExpired(other, lastModified: current.lastModified, serverDate: current.serverDate) {
                 try removeExpired(client: client, bucket: bucket, key: key, etag: current.etag)
@@ -92,15 +92,17 @@ final class S3StoreLock: StoreLock {
     /// Deletes the lock object only if it is still the one with `etag` (the expired lease that was
     /// read); whether it was removed or someone else changed it first, the caller looks again.
     static func removeExpired(client: S3Client, bucket: String, key: String, etag: String?) throws {
-        guard let etag, !etag.isEmpty else {
+        guard let etag, !etag.isEmpty, try delete(client: client, bucket: bucket, key: key, ifMatch: etag) != 501 else {
             try client.deleteObject(bucket: bucket, key: key)
             return
         }
-        let reply = try client.send(S3Client.S3Request(method: "DELETE", bucket: bucket, key: key, headers: [("If-Match", etag)]),
-                                    accepting: [412, 501], missingKeyIsNil: true)
-        if reply.status == 501 {
-            try client.deleteObject(bucket: bucket, key: key)
-        }
+    }
+
+    /// Deletes the lock object only if its ETag is still `etag`; returns the status: 2xx or 404 it
+    /// is gone, 412 it changed and stays, 501 the server cannot delete conditionally.
+    static func delete(client: S3Client, bucket: String, key: String, ifMatch etag: String) throws -> Int {
+        try client.send(S3Client.S3Request(method: "DELETE", bucket: bucket, key: key, headers: [("If-Match", etag)]),
+                        accepting: [412, 501], missingKeyIsNil: true).status
     }
 
     /// The lease runs from the object's last write (the server's clock) for the holder's lease
@@ -142,16 +144,19 @@ private final class LeaseRenewer: @unchecked Sendable {
     private let key: String
     private let timing: S3LeaseTiming
     private var holder: S3LockHolder
+    /// The ETag of the lock object as this run last wrote it; nil when a write's outcome is unknown.
+    private var etag: String?
     private let condition = NSCondition()
     private var stopping = false
     private var finished = false
     private var removed = false
 
-    init(client: S3Client, bucket: String, key: String, holder: S3LockHolder, timing: S3LeaseTiming) {
+    init(client: S3Client, bucket: String, key: String, holder: S3LockHolder, etag: String?, timing: S3LeaseTiming) {
         self.client = client
         self.bucket = bucket
         self.key = key
         self.holder = holder
+        self.etag = etag
         self.timing = timing
     }
 
@@ -178,7 +183,8 @@ private final class LeaseRenewer: @unchecked Sendable {
         do {
             guard let current = try client.getObject(bucket: bucket, key: key), isOurs(current.body) else { return false }
             holder.expires = RFC3339.string(from: (current.serverDate ?? Date()).addingTimeInterval(timing.length))
-            try client.putObject(bucket: bucket, key: key, data: S3StoreLock.encode(holder))
+            etag = nil
+            etag = try client.send(S3Client.S3Request(method: "PUT", bucket: bucket, key: key, body: .data(S3StoreLock.encode(holder)))).etag
             interval = timing.renewEvery
         } catch {
             interval = max(0.2, timing.renewEvery / 4)
@@ -195,6 +201,12 @@ private final class LeaseRenewer: @unchecked Sendable {
         removed = true
         condition.unlock()
         guard first else { return }
+        // One request where the server deletes conditionally: only the object as this run wrote it
+        // goes. Refused (412: not as last written, or the ETag was lost with an answer) or not
+        // supported (501), the lock is read to see whether it is still ours.
+        if let etag, let status = try? S3StoreLock.delete(client: client, bucket: bucket, key: key, ifMatch: etag), status != 412 && status != 501 {
+            return
+        }
         if let current = try? client.getObject(bucket: bucket, key: key), isOurs(current.body) {
             try? client.deleteObject(bucket: bucket, key: key)
         }

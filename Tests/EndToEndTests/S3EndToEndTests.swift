@@ -94,6 +94,53 @@ struct S3EndToEndTests {
         #expect(!FileManager.default.fileExists(atPath: p.store))
     }
 
+    @Test func theRequestTraceNamesEachRequestAndNoSecret() throws {
+        let bucket = try Bucket()
+        let p = try Project().seeded()
+        p.useStore(in: bucket)
+        let untraced = try p.ok("snapshot", "--quiet")
+        #expect(!untraced.stderr.contains("s3:"), "no trace unless asked: \(untraced.stderr)")
+        let r = try p.migsnap("snapshot", "--quiet", env: ["MIGSNAP_S3_TRACE": "1"])
+        #expect(r.status == 0, "\(r.output)")
+        let id = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let lines = r.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.allSatisfy { $0.hasPrefix("s3: ") && $0.contains(" status=") && $0.contains(" ms=") }, "\(r.stderr)")
+        // Keys relative to the store's prefix; the lock taken with a conditional write, the payload
+        // before its manifest, the lock given back last.
+        #expect(lines.first { $0.contains(".lock") }?.hasPrefix("s3: PUT .lock if-none-match size=") == true, "\(r.stderr)")
+        let payload = try #require(lines.firstIndex { $0.hasPrefix("s3: PUT \(id).sqlite.gz size=") && $0.contains(" status=200 ") }, "\(r.stderr)")
+        let manifest = try #require(lines.firstIndex { $0.hasPrefix("s3: PUT \(id).json size=") }, "\(r.stderr)")
+        #expect(payload < manifest)
+        #expect(lines.last?.hasPrefix("s3: DELETE .lock") == true, "\(r.stderr)")
+        #expect(!r.stderr.contains("shop/"), "\(r.stderr)")
+        let secret = try #require(bucket.environment["AWS_SECRET_ACCESS_KEY"])
+        for hidden in [secret, "Signature", "Credential", "AWS4-HMAC-SHA256", "Authorization", "uploadId"] {
+            #expect(!r.stderr.contains(hidden), "\(hidden) in \(r.stderr)")
+        }
+    }
+
+    @Test func aRunAsksTheBucketForEachObjectOnce() throws {
+        let bucket = try Bucket()
+        let p = try Project().seeded()
+        p.useStore(in: bucket)
+        let first = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        for command in [["snapshot"], ["upgrade"], ["restore", first, "--yes"], ["list"], ["verify"]] {
+            let r = try p.migsnap(command, env: ["MIGSNAP_S3_TRACE": "1"])
+            #expect(r.status == 0, "\(r.output)")
+            // "GET index.json", "GET / list", …: what was asked, without how it went.
+            let reads = r.stderr.split(separator: "\n").filter { $0.hasPrefix("s3: GET ") }.map { line in
+                line.split(separator: " ").prefix { !$0.contains("=") }.joined(separator: " ")
+            }
+            #expect(reads.count == Set(reads).count, "\(command): \(r.stderr)")
+            // The index holds every manifest with the version its writer got back: none is read.
+            #expect(!reads.contains { $0.hasSuffix(".json") && !$0.hasSuffix(" index.json") && !$0.hasSuffix(" guards.json") },
+                    "\(command): \(r.stderr)")
+            #expect(!r.stderr.contains("s3: GET .lock"), "the lock is given back by its ETag: \(r.stderr)")
+        }
+        let listed = try #require(try p.json(try p.ok("list", "--json").stdout) as? [[String: Any]])
+        #expect(listed.count == 5, "the index kept up to date: \(listed.count)")
+    }
+
     @Test func aSecondRunWaitsThenRefusesNamingTheHolder() throws {
         let bucket = try Bucket()
         let p = try Project().seeded()

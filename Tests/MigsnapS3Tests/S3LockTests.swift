@@ -83,11 +83,45 @@ import Testing
         try other.lock(purpose: "prune", wait: 0).release()
     }
 
+    @Test func releaseIsOneConditionalDeleteAndLeavesAnotherRunsLockAlone() throws {
+        let lines = TraceLines()
+        let plain = try TestServer.backend()
+        let client = S3Client(configuration: plain.client.configuration, trace: S3RequestTrace(keyPrefix: plain.s3.keyPrefix) { lines.append($0) })
+        let backend = S3Backend(location: plain.s3, client: client)
+        try backend.lock(purpose: "snapshot", wait: 0).release()
+        #expect(lines.taken().map { $0.split(separator: " ").prefix(4).joined(separator: " ") } == ["s3: PUT .lock if-none-match", "s3: DELETE .lock if-match"])
+        #expect(try client.getObject(bucket: backend.s3.bucket, key: backend.s3.key(".lock")) == nil)
+
+        // This run's lease ran out while it stalled, and another run took the lock.
+        let lock = try backend.lock(purpose: "stalled upgrade", wait: 0)
+        let other = S3LockHolder(owner: "other", host: "deploy-2", pid: 4242, purpose: "prune", since: "", expires: "", leaseSeconds: 60)
+        try client.putObject(bucket: backend.s3.bucket, key: backend.s3.key(".lock"), data: JSONEncoder().encode(other))
+        lock.release()
+        let current = try #require(try client.getObject(bucket: backend.s3.bucket, key: backend.s3.key(".lock")))
+        #expect(try JSONDecoder().decode(S3LockHolder.self, from: current.body).owner == "other")
+    }
+
     @Test func expiryIsJudgedByTheServersClock() {
         let written = Date(timeIntervalSince1970: 1_000_000)
         let holder = S3LockHolder(owner: "o", host: "h", pid: 1, purpose: "p", since: "", expires: "", leaseSeconds: 60)
         #expect(!S3StoreLock.isExpired(holder, lastModified: written, serverDate: written.addingTimeInterval(59)))
         #expect(S3StoreLock.isExpired(holder, lastModified: written, serverDate: written.addingTimeInterval(61)))
         #expect(!S3StoreLock.isExpired(holder, lastModified: written, serverDate: nil))
+    }
+}
+
+/// Trace lines collected from the threads that send requests.
+final class TraceLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+
+    func append(_ line: String) { lock.withLock { lines.append(line) } }
+
+    /// The lines so far, and none after.
+    func taken() -> [String] {
+        lock.withLock {
+            defer { lines = [] }
+            return lines
+        }
     }
 }

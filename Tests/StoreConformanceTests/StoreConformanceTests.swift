@@ -35,9 +35,10 @@ struct StoreConformanceTests {
         defer { withExtendedLifetime(fixture) {} }
         let backend = try fixture.initialized()
         #expect(try backend.read("a.json") == nil)
-        try backend.write("a.json", data: Data("one".utf8))
+        let written = try backend.write("a.json", data: Data("one".utf8))
         let first = try #require(try backend.list().first { $0.name == "a.json" })
         #expect(first.size == 3)
+        #expect(written == first.version, "a write returns the version a listing shows")
         try backend.write("a.json", data: Data("second".utf8))
         #expect(try backend.read("a.json") == Data("second".utf8))
         let second = try #require(try backend.list().first { $0.name == "a.json" })

@@ -114,7 +114,7 @@ public struct GuardBook {
     }
 
     public func load() throws -> [Guard] {
-        guard try store.backend.isInitialized(), let data = try store.backend.read(ObjectName.guards) else { return [] }
+        guard try store.backend.isInitialized(), let data = try store.readSmallObject(ObjectName.guards) else { return [] }
         do {
             return try JSON.decoder().decode([Guard].self, from: data)
         } catch {
@@ -151,7 +151,7 @@ public struct GuardBook {
 
     private func save(_ guards: [Guard]) throws {
         try store.create()
-        try store.backend.write(ObjectName.guards, data: try JSON.encoder().encode(guards))
+        try store.writeSmallObject(ObjectName.guards, data: try JSON.encoder().encode(guards))
     }
 
     /// Forgets the guards of `revisions` (`unguard`); returns those it forgot.

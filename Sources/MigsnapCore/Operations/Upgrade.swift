@@ -35,11 +35,13 @@ public struct UpgradeOptions: Sendable {
 /// step (`on_version_apply` runs after it, inside its transaction), so the steps are planned here
 /// and Alembic is asked for one step at a time (one warm Alembic for the whole run, see AlembicRunner).
 extension MigrationRun {
-    public func upgradePlan(_ options: UpgradeOptions) throws -> UpgradePlan {
+    /// With `guards: false` the plan leaves the guards out (a plan that only asks whether there
+    /// are steps; the store is not read).
+    public func upgradePlan(_ options: UpgradeOptions, guards readGuards: Bool = true) throws -> UpgradePlan {
         let current = try engine.databaseExists() ? engine.currentRevisions(versionTable: versionTable) : []
         let target = try graph.resolveUpgradeTarget(options.target, current: current)
         let steps = try graph.upgradeSteps(current: current, targets: target)
-        let open = try GuardBook(store: store).open(graph: graph, current: current)
+        let open = readGuards && !steps.isEmpty ? try GuardBook(store: store).open(graph: graph, current: current) : []
         let guards = steps.compactMap { step in open.first { $0.revision == step.to } }
         return UpgradePlan(current: current, steps: steps, target: target, guards: guards)
     }

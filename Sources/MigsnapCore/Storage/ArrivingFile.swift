@@ -16,6 +16,7 @@ public final class ArrivingFile: @unchecked Sendable {
     private var front: Int64 = 0
     private var back: Int64
     private var failure: MigsnapError?
+    private var observer: ((Int64) -> Void)?
 
     /// A file whose bytes will arrive; the producer reports them with `arrived`.
     public init(path: String, size: Int64) {
@@ -32,18 +33,26 @@ public final class ArrivingFile: @unchecked Sendable {
 
     /// Producer: bytes `0..<end` are in the file.
     public func arrived(front end: Int64) {
-        state.withLock {
-            front = max(front, min(end, size))
-            state.broadcast()
-        }
+        changed { front = max(front, min(end, size)) }
     }
 
     /// Producer: bytes `start..<size` are in the file.
     public func arrived(back start: Int64) {
-        state.withLock {
-            back = min(back, max(start, 0))
+        changed { back = min(back, max(start, 0)) }
+    }
+
+    /// Calls `observer` with the number of bytes in the file each time more arrive, on the producer's thread.
+    public func observe(_ observer: @escaping (Int64) -> Void) {
+        state.withLock { self.observer = observer }
+    }
+
+    private func changed(_ update: () -> Void) {
+        let (observer, arrived) = state.withLock {
+            update()
             state.broadcast()
+            return (self.observer, front >= back ? size : front + size - back)
         }
+        observer?(arrived)
     }
 
     /// Producer: no more bytes will come; readers waiting for them get `error`.

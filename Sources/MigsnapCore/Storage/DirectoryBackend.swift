@@ -121,7 +121,7 @@ public final class DirectoryBackend: StoreBackend {
             guard fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
             let mtime = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
             objects.append(StoredObject(name: name, size: Int64(st.st_size), modified: Date(timeIntervalSince1970: mtime),
-                                        version: "\(st.st_ino)-\(st.st_size)-\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"))
+                                        version: Self.version(st)))
         }
     }
 
@@ -169,9 +169,17 @@ public final class DirectoryBackend: StoreBackend {
         return lstat(file, &st) == 0 && st.st_mode & S_IFMT == S_IFREG
     }
 
-    public func write(_ name: String, data: Data) throws {
+    @discardableResult
+    public func write(_ name: String, data: Data) throws -> String {
         try ObjectName.check(name)
         try FileSystem.writeAtomically(data, to: path(name), mode: 0o600)
+        var st = stat()
+        return lstat(path(name), &st) == 0 ? Self.version(st) : ""
+    }
+
+    /// A file's version: a rewrite (a new file renamed into place) changes its inode.
+    private static func version(_ st: stat) -> String {
+        "\(st.st_ino)-\(st.st_size)-\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
     }
 
     public func upload(file source: String, as name: String, progress: ((Int64) -> Void)?) throws {

@@ -116,3 +116,34 @@ enum GrowingFile {
         }
     }
 }
+
+/// What an upload has sent, for a `ProgressReporter`: beside the writer's phase while the file still
+/// grows (the upload keeps pace with the engine), then as the phase "upload" with the file's size
+/// once it is complete and the rest goes up. Called from the upload's threads.
+final class UploadProgress: @unchecked Sendable {
+    private let reporter: ProgressReporter
+    private let lock = NSLock()
+    /// The file's size once it is complete; nil while it grows.
+    private var total: Int64?
+    private var complete = false
+
+    init(_ reporter: ProgressReporter) {
+        self.reporter = reporter
+    }
+
+    func fileIsComplete(size: Int64?) {
+        lock.withLock {
+            complete = true
+            total = size
+        }
+    }
+
+    func report(_ sent: Int64) {
+        let (complete, total) = lock.withLock { (self.complete, self.total) }
+        if complete {
+            reporter.update(phase: "upload", done: sent, total: total)
+        } else {
+            reporter.update(alongside: "uploaded", done: sent, total: nil)
+        }
+    }
+}

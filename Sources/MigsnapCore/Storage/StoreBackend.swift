@@ -60,7 +60,10 @@ public protocol StoreBackend: AnyObject {
     func read(_ name: String) throws -> Data?
 
     /// Writes a small object atomically: a reader sees the old bytes or the new, never a mix.
-    func write(_ name: String, data: Data) throws
+    /// Returns its version as `list()` shows it, or "" where the backend cannot tell (a later
+    /// listing then reads the object rather than trust a copy of it).
+    @discardableResult
+    func write(_ name: String, data: Data) throws -> String
 
     /// Stores a local file as `name`, atomically, reporting bytes sent. The file lies in this run's
     /// `ScratchSpace`; the backend may move it (a directory store renames it into place).
