@@ -196,6 +196,10 @@ public protocol DatabaseEngine: AnyObject {
     /// before it relies on what it staged. The default waits for all of it, then stages.
     func stageRestore(arriving payload: ArrivingPayload, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore
 
+    /// Runs `body`, which stages a restore whose copy will then be compared with the live
+    /// database (a plan): an engine may start reading the live database meanwhile.
+    func stagingForPlan<T>(_ body: () throws -> T) throws -> T
+
     /// Runs `body` holding the database's own lock where the engine has one (PostgreSQL's session
     /// advisory lock, so that two runs with different stores cannot change one database at once);
     /// waits up to `wait` seconds, then refuses naming the holder.
@@ -245,6 +249,10 @@ extension StagedRestore {
 }
 
 extension DatabaseEngine {
+    public func stagingForPlan<T>(_ body: () throws -> T) throws -> T {
+        try body()
+    }
+
     public func stageRestore(arriving payload: ArrivingPayload, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore {
         try payload.verify()
         return try stageRestore(payload: payload.url, versionTable: versionTable, progress: progress)

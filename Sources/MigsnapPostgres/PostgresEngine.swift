@@ -28,6 +28,8 @@ import MigsnapCore
 /// carried over from the live database: they belong to the deployment, not to a migration.
 public final class PostgresEngine: DatabaseEngine {
     public let target: PostgresTarget
+    /// Set while a restore whose copy is compared with the live database is staged.
+    private var stagingForPlan = false
 
     public init(target: PostgresTarget) {
         self.target = target
@@ -218,8 +220,15 @@ public final class PostgresEngine: DatabaseEngine {
     // MARK: Restore
 
     public func stageRestore(payload: URL, versionTable: VersionTable, progress: ProgressReporter) throws -> StagedRestore {
-        // The live database (where there is one) is read for the plan while pg_restore runs.
-        try stage(payload: payload, versionTable: versionTable, progress: progress, live: try? LiveSide(target))
+        // For a plan, the live database (where there is one) is read while pg_restore runs.
+        try stage(payload: payload, versionTable: versionTable, progress: progress,
+                  live: stagingForPlan ? try? LiveSide(target) : nil)
+    }
+
+    public func stagingForPlan<T>(_ body: () throws -> T) throws -> T {
+        stagingForPlan = true
+        defer { stagingForPlan = false }
+        return try body()
     }
 
     /// The payload checked and restored into a scratch database, dropped when the result is released uncommitted.

@@ -113,8 +113,10 @@ public struct RestoreOperation {
         let source: StagedFromStore
         do {
             let scratch = try store.makeScratch()
-            source = try store.stageRestore(manifest, engine: engine, versionTable: versionTable, scratch: scratch,
-                                            progress: progress, log: log)
+            source = try engine.stagingForPlan {
+                try store.stageRestore(manifest, engine: engine, versionTable: versionTable, scratch: scratch,
+                                       progress: progress, log: log)
+            }
         } catch {
             _ = try? counting?.wait()
             throw error
