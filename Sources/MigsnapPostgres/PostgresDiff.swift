@@ -4,8 +4,8 @@ import MigsnapCore
 
 /// `diff` on PostgreSQL: each snapshot is checked and restored into a scratch database on the
 /// live database's server, exactly as a restore stages it (and dropped when the comparison ends,
-/// also when it fails); the two sides are then read table by table through server-side cursors
-/// in key order and merged, so memory stays flat whatever the size of the tables.
+/// also when it fails); the two sides are then compared table by table (fingerprints first, then
+/// binary COPY streams in key order, merged), so memory stays flat whatever the size of the tables.
 extension PostgresEngine {
     public func diff(_ a: URL, with b: URL?, scratch: ScratchSpace, scope: DiffScope, progress: ProgressReporter) throws -> DatabaseDiff {
         defer { progress.finish() }
@@ -27,9 +27,12 @@ extension PostgresEngine {
 /// that print alike (an int widened to bigint, varchar to text) match, values that print
 /// differently (numeric(10,2) `1.50` against numeric(10,3) `1.500`) count as changed.
 ///
-/// Rows are merged in key order. Both servers sort the same way because the order is made
-/// independent of collations: integer key columns (on both sides) by value, every other column
-/// by its text form under the "C" collation, which compares bytes as `strcmp` does here.
+/// A table is first fingerprinted on both sides (its count and the sum of a 64-bit hash of each
+/// row's text form); equal fingerprints mean an equal table, which is not read further. Other
+/// tables are streamed and their rows merged in key order. Both servers sort the same way because
+/// the order is made independent of collations: integer key columns (on both sides) by value,
+/// every other column by its text form under the "C" collation, which compares bytes as `memcmp`
+/// does here. Where only counts are wanted, a row's values travel as one hash of their text forms.
 final class PostgresComparison {
     private let a: Connection
     private let b: Connection
