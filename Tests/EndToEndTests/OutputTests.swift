@@ -25,6 +25,28 @@ extension OutputTests {
         return try run("/bin/sh", ["-c", command], in: p.dir, environment: p.environment.merging(env) { $1 })
     }
 
+    /// MIGSNAP_TIMINGS=1 (the README's way to take a figure apart): each phase with its time on
+    /// stderr, in order, and nothing of the kind without it.
+    @Test func timingsNameEachPhaseOnlyWhenAskedFor() throws {
+        let p = try Project().seeded()
+        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let timed = try p.migsnap(["restore", id, "--yes", "--no-safety-snapshot"], env: ["MIGSNAP_TIMINGS": "1"])
+        #expect(timed.status == 0, "\(timed.output)")
+        let lines = timed.stderr.split(separator: "\n").filter { $0.hasPrefix("[") }
+        let phases = lines.compactMap { line -> String? in
+            guard let end = line.range(of: " s] ") else { return nil }
+            #expect(Double(line[line.index(after: line.startIndex)..<end.lowerBound].trimmingCharacters(in: .whitespaces)) != nil, "\(line)")
+            return String(line[end.upperBound...])
+        }
+        for phase in ["decompressing", "checking integrity", "comparing with the database", "restoring"] {
+            #expect(phases.contains(phase), "no \(phase) in \(phases)")
+        }
+        let order = ["decompressing", "checking integrity", "comparing with the database"].compactMap { phases.firstIndex(of: $0) }
+        #expect(order == order.sorted(), "\(phases)")
+        let plain = try p.ok("restore", id, "--yes", "--no-safety-snapshot")
+        #expect(!plain.stderr.contains(" s] "), "\(plain.stderr)")
+    }
+
     @Test func decliningAConfirmationIsNotAnError() throws {
         let p = try Project().seeded()
         try "{\"keep_last\": 1}".write(toFile: p.dir + "/retention.json", atomically: true, encoding: .utf8)
