@@ -74,7 +74,6 @@ enum Terminal {
 /// with the count of a transfer that runs alongside the phase where there is one. Reporters on
 /// several threads (an engine, a bucket upload's part threads) may share it.
 final class TerminalProgress: ProgressReporter, @unchecked Sendable {
-    private let start = Date()
     private let lock = NSLock()
     private var lastDraw = Date.distantPast
     private var phaseStart = Date()
@@ -84,14 +83,19 @@ final class TerminalProgress: ProgressReporter, @unchecked Sendable {
     private var drawn = false
     private let enabled: Bool
 
+    /// When the command's first progress began: a command has several reporters, and the times
+    /// `MIGSNAP_TIMINGS` prints all count from here.
+    private static let firstStart = Date()
+
     init(enabled: Bool = Terminal.escapes) {
+        _ = Self.firstStart
         self.enabled = enabled
     }
 
     func update(phase: String, done: Int64, total: Int64?, unit: ProgressUnit) {
         lock.withLock {
             if Self.timings, phase != self.phase {
-                FileHandle.standardError.write(Data(String(format: "[%7.3f s] %@\n", Date().timeIntervalSince(start), phase).utf8))
+                FileHandle.standardError.write(Data(String(format: "[%7.3f s] %@\n", Date().timeIntervalSince(Self.firstStart), phase).utf8))
                 if !enabled { self.phase = phase }
             }
             guard enabled else { return }
@@ -145,7 +149,7 @@ final class TerminalProgress: ProgressReporter, @unchecked Sendable {
     func finish() {
         lock.withLock {
             if Self.timings {
-                FileHandle.standardError.write(Data(String(format: "[%7.3f s] (%@ done)\n", Date().timeIntervalSince(start), phase).utf8))
+                FileHandle.standardError.write(Data(String(format: "[%7.3f s] (%@ done)\n", Date().timeIntervalSince(Self.firstStart), phase).utf8))
             }
             current = nil
             alongside = nil
