@@ -187,6 +187,45 @@ struct PostgresDiffTests {
         #expect(plan["restored_rows"] as? [String: Int] == ["public.bag": 1], "\(plan)")
     }
 
+    /// A bigint key with negative values, rows added at the end, a block deleted, one row changed,
+    /// and a key that is only A's primary key, NULL and duplicated in B: counted as the EXCEPT
+    /// queries count them, by `diff`, `diff --rows` and the restore plan.
+    @Test func blocksAndAKeyThatIsNullInBAreCountedAsEXCEPTCountsThem() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgres(db)
+        try db.psql("""
+            CREATE TABLE ranged (id bigint PRIMARY KEY, v text);
+            INSERT INTO ranged SELECT g * 3 - 1000, 'v' || g FROM generate_series(1, 50000) g;
+            CREATE TABLE nulled (id int PRIMARY KEY, v text);
+            INSERT INTO nulled SELECT g, 'n' || g FROM generate_series(1, 5000) g;
+            CREATE SCHEMA ref;
+            CREATE TABLE ref.ranged AS SELECT * FROM ranged;
+            CREATE TABLE ref.nulled AS SELECT * FROM nulled;
+            """)
+        let a = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try db.psql("""
+            INSERT INTO ranged SELECT 149000 + g, 'new' FROM generate_series(1, 5) g;
+            DELETE FROM ranged WHERE id BETWEEN 60000 AND 60300;
+            UPDATE ranged SET v = 'changed' WHERE id = 119000;
+            ALTER TABLE nulled DROP CONSTRAINT nulled_pkey;
+            ALTER TABLE nulled ALTER COLUMN id DROP NOT NULL;
+            INSERT INTO nulled VALUES (NULL, 'no key'), (2500, 'twice');
+            """)
+        let ranged = try reference(db, "ranged", key: "id", values: "v")
+        #expect(ranged == [100, 5, 1], "\(ranged)")
+        let report = try #require(try p.json(try p.ok("diff", a, "--json").stdout) as? [String: Any])
+        #expect(try counts(report, "public.ranged") == ranged)
+        // The NULL key matches nothing; the duplicate 2500 pairs with A's row once, the other is only in B.
+        let nulled = try counts(report, "public.nulled")
+        #expect(nulled == [0, 2, 0], "\(nulled)")
+        let rows = try #require(try p.json(try p.ok("diff", a, "--table", "ranged", "--rows", "--json").stdout) as? [String: Any])
+        #expect(try counts(rows, "public.ranged") == ranged)
+        let plan = try #require(try p.json(try p.ok("restore", a, "--dry-run", "--json").stdout) as? [String: Any])
+        #expect((plan["restored_rows"] as? [String: Int])?["public.ranged"] == ranged[0], "\(plan)")
+        #expect((plan["discarded_rows"] as? [String: Int])?["public.ranged"] == ranged[1], "\(plan)")
+        #expect((plan["changed_rows"] as? [String: Int])?["public.ranged"] == ranged[2], "\(plan)")
+    }
+
     @Test func aFailedDiffLeavesNoScratchDatabase() throws {
         let db = try PostgresDatabase()
         let p = try Project.postgres(db)
