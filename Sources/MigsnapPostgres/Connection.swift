@@ -180,7 +180,12 @@ final class Connection {
         }
     }
 
-    /// The next CopyData message of a COPY OUT (libpq's buffer: free it with `PQfreemem`), or nil
+    /// A CopyData message `nextCopyMessage` gave.
+    static func freeCopyMessage(_ message: UnsafeMutablePointer<CChar>) {
+        PQfreemem(message)
+    }
+
+    /// The next CopyData message of a COPY OUT (libpq's buffer: give it back with `freeCopyMessage`), or nil
     /// at its end, after which the COPY's outcome has been read (and thrown if it failed).
     func nextCopyMessage() throws -> (UnsafeMutablePointer<CChar>, Int)? {
         var buffer: UnsafeMutablePointer<CChar>?

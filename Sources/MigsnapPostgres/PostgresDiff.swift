@@ -1,4 +1,3 @@
-import CLibPQ
 import Foundation
 import MigsnapCore
 
@@ -190,13 +189,12 @@ final class PostgresComparison {
         // the table is the same; nothing to stream.
         if modern {
             let whole = rowText(matched + values)
-            let fingerprint = "SELECT count(*), sum(hashtextextended(\(whole) COLLATE \"C\", 0)) FROM %@ AS t"
-            let sideA = fingerprint.replacingOccurrences(of: "%@", with: relationA)
+            let sideA = Self.fingerprint(row: whole, of: relationA)
             // B's was computed already where it is of the same columns, the whole row.
             let early = fingerprintsB[name].flatMap { $0.columns == colsB.all && whole == "t::text" ? $0 : nil }
             let (fa, fb) = try early.map { (try Self.run(a, sideA, "Could not read \(name)"), $0) }
                 ?? { () throws -> (QueryResult, LiveSide.Fingerprint) in
-                    let (x, y) = try both("Could not read \(name)", sideA, fingerprint.replacingOccurrences(of: "%@", with: relationB))
+                    let (x, y) = try both("Could not read \(name)", sideA, Self.fingerprint(row: whole, of: relationB))
                     return (x, LiveSide.Fingerprint(columns: colsB.all, count: y.value(row: 0, column: 0), sum: y.value(row: 0, column: 1)))
                 }()
             if fa.value(row: 0, column: 0) == fb.count && fa.value(row: 0, column: 1) == fb.sum {
@@ -279,6 +277,12 @@ final class PostgresComparison {
         return 0
     }
 
+    /// A table's fingerprint: its row count and the sum of a 64-bit hash of each row's text form
+    /// (`row`, an expression over the alias `t`).
+    static func fingerprint(row: String, of relation: String) -> String {
+        "SELECT count(*), sum(hashtextextended(\(row) COLLATE \"C\", 0)) FROM \(relation) AS t"
+    }
+
     /// `sqlA` on A and `sqlB` on B, at the same time.
     private func both(_ what: String, _ sqlA: String, _ sqlB: String) throws -> (QueryResult, QueryResult) {
         do {
@@ -330,8 +334,7 @@ final class LiveSide: @unchecked Sendable {
                 guard (try? connection.execute("SAVEPOINT migsnap_fingerprint")) != nil else { return fingerprints }
                 do {
                     let columns = try PostgresComparison.columns(connection, relation).all
-                    let result = try connection.execute(
-                        "SELECT count(*), sum(hashtextextended(t::text COLLATE \"C\", 0)) FROM \(relation) AS t")
+                    let result = try connection.execute(PostgresComparison.fingerprint(row: "t::text", of: relation))
                     fingerprints[name] = Fingerprint(columns: columns, count: result.value(row: 0, column: 0), sum: result.value(row: 0, column: 1))
                     _ = try connection.execute("RELEASE SAVEPOINT migsnap_fingerprint")
                 } catch {
@@ -385,14 +388,14 @@ private final class RowStream {
     }
 
     deinit {
-        if let message = state.pointee.message { PQfreemem(message) }
+        if let message = state.pointee.message { Connection.freeCopyMessage(message) }
         state.deallocate()
         fields.deallocate()
     }
 
     func advance() throws {
         if let message = state.pointee.message {
-            PQfreemem(message)
+            Connection.freeCopyMessage(message)
             state.pointee.message = nil
         }
         state.pointee.hasRow = false
@@ -409,7 +412,7 @@ private final class RowStream {
                 state.pointee.hasRow = true
                 return
             }
-            PQfreemem(buffer)
+            Connection.freeCopyMessage(buffer)
         }
     }
 
