@@ -64,7 +64,13 @@ public final class S3Backend: StoreBackend {
 
     public func initialize() throws {
         if try isInitialized() { return }
-        if let other = try client.listObjects(bucket: s3.bucket, prefix: s3.keyPrefix).first {
+        let objects = try client.listObjects(bucket: s3.bucket, prefix: s3.keyPrefix)
+        // A first run beside ours (two deploys at once) wrote the marker between our read and this listing.
+        if objects.contains(where: { $0.key == s3.key(Self.markerName) }) {
+            markerLock.withLock { markerSeen = true }
+            return
+        }
+        if let other = objects.first {
             throw MigsnapError.invalidInput(
                 "\(location) holds other objects (\(UserText.line(other.key))) and is not a migsnap store.",
                 hint: "Choose an empty prefix, e.g. \(location.hasSuffix("/") ? location : location + "/")migsnap.")

@@ -29,6 +29,27 @@ struct StoreConformanceTests {
         #expect(try !foreign.backend.isInitialized())
     }
 
+    /// Two deploys that start together on a new store both find it theirs: neither takes the
+    /// other's half-made store for a foreign one.
+    @Test(arguments: BackendKind.allCases)
+    func firstRunsAtOnceAllInitializeOneStore(_ kind: BackendKind) throws {
+        for _ in 0..<20 {
+            let fixture = try kind.make()
+            defer { withExtendedLifetime(fixture) {} }
+            nonisolated(unsafe) let runs = try (0..<6).map { _ in try fixture.second() }
+            nonisolated(unsafe) var failures = [String]()
+            let lock = NSLock()
+            DispatchQueue.concurrentPerform(iterations: runs.count) { i in
+                // Started within a few requests of each other, so that some run looks while another writes.
+                usleep(UInt32.random(in: 0..<12_000))
+                do { try runs[i].initialize() } catch { lock.withLock { failures.append("\(error)") } }
+            }
+            #expect(failures.isEmpty, "\(failures)")
+            #expect(try fixture.backend.isInitialized())
+            #expect(try fixture.backend.list().isEmpty)
+        }
+    }
+
     @Test(arguments: BackendKind.allCases)
     func smallObjectsRoundTripAndReplaceAtomically(_ kind: BackendKind) throws {
         let fixture = try kind.make()

@@ -47,7 +47,8 @@ public final class DirectoryBackend: StoreBackend {
                 if !isRegularFile(path(Self.marker)) { try writeMarker() }
                 return
             }
-            let entries = try contents()
+            // A first run beside ours (two deploys at once) may be half way through writing these two.
+            let entries = try contents().filter { !isBeingInitialized($0) }
             guard entries.isEmpty else {
                 throw MigsnapError.invalidInput(
                     "\(directory) is not empty and is not a migsnap store (it holds \(entries.count) entr\(entries.count == 1 ? "y" : "ies"), e.g. \(UserText.line(entries.sorted()[0]))).",
@@ -61,14 +62,29 @@ public final class DirectoryBackend: StoreBackend {
                 throw MigsnapError.failed("Cannot create \(parent) for the snapshot store: \(error.localizedDescription)",
                                           hint: "Pass --store DIR or set MIGSNAP_STORE to a writable directory.")
             }
-            if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-                throw FileSystem.osError("create the snapshot store \(directory)")
+            if mkdir(directory, 0o700) != 0 {
+                // Made since we looked (another first run, or someone else): checked like any existing directory.
+                guard errno == EEXIST else { throw FileSystem.osError("create the snapshot store \(directory)") }
+                guard try directoryExists() else {
+                    throw MigsnapError.invalidInput("The snapshot store \(directory) is a link to nothing.",
+                                                    hint: "Point --store (or MIGSNAP_STORE) at a directory.")
+                }
+                return try initialize()
             }
             // mkdir honours the umask; the store is 0700 whatever it is, and this is our directory.
             chmod(directory, 0o700)
         }
         try FileSystem.writeAtomically(Data(Self.gitignoreText.utf8), to: path(Self.gitignore), mode: 0o600)
         try writeMarker()
+    }
+
+    /// The temporary file of another run's `writeAtomically` of the marker or the `.gitignore`.
+    private func isBeingInitialized(_ entry: String) -> Bool {
+        guard entry.hasPrefix(Self.tempPrefix) else { return false }
+        let rest = entry.dropFirst(Self.tempPrefix.count)
+        return [Self.marker, Self.gitignore].contains { name in
+            rest.count == 9 + name.count && rest.hasSuffix("-" + name)
+        }
     }
 
     private func writeMarker() throws {
