@@ -25,6 +25,16 @@ public final class SQLiteEngine: DatabaseEngine {
     public var kind: EngineKind { .sqlite }
     public var redactedLocation: String { path }
 
+    /// Set while a restore stages the payload for a plan: the comparison with the live database
+    /// that follows runs beside the integrity check instead of after it (see `stage`).
+    private var stagingForPlan = false
+
+    public func stagingForPlan<T>(_ body: () throws -> T) throws -> T {
+        stagingForPlan = true
+        defer { stagingForPlan = false }
+        return try body()
+    }
+
     /// Pages copied per backup step while snapshotting: a few MiB, so progress moves smoothly.
     private static let snapshotPagesPerStep: Int32 = 1024
 
@@ -150,14 +160,33 @@ public final class SQLiteEngine: DatabaseEngine {
         defer { progress.finish() }
         try Self.checkSchema(versionTable)
         let staging = Self.stagingPath(besideDatabase: path)
+        var integrity: Background<Void>?
         do {
-            // Everything about the payload is checked before the live database is opened.
-            let image = try Self.verifiedImage(of: payload, at: staging, threads: threads, arriving: arriving, progress: progress)
-            let content = try Self.onImage(payload) {
-                PayloadContent(revisions: try Self.revisions(in: image, versionTable), rowCounts: try Self.rowCounts(in: image))
+            // Everything about the payload is checked before the live database is written. For a
+            // plan, the check (most of the cores for most of a restore's time) runs on while the
+            // comparison reads the image and the live database; the staged restore waits for it
+            // before it answers the comparison or copies anything.
+            let image = try Self.inflatedImage(of: payload, at: staging, threads: threads, arriving: arriving, progress: progress)
+            progress.update(phase: "checking integrity", done: 0, total: nil)
+            if stagingForPlan && threads > 1 {
+                let threads = threads
+                integrity = Background { try Self.checkIntegrity(of: payload, at: staging, connection: nil, threads: threads) }
+            } else {
+                try Self.checkIntegrity(of: payload, at: staging, connection: image, threads: threads)
             }
-            return SQLiteStagedRestore(engine: self, staging: staging, hotImage: nil, image: image, content: content)
+            let content: PayloadContent
+            do {
+                content = try Self.onImage(payload) {
+                    PayloadContent(revisions: try Self.revisions(in: image, versionTable), rowCounts: try Self.rowCounts(in: image))
+                }
+            } catch {
+                // A damaged image is reported by the check, which says what is wrong with it.
+                try integrity?.wait()
+                throw error
+            }
+            return SQLiteStagedRestore(engine: self, staging: staging, hotImage: nil, image: image, content: content, integrity: integrity)
         } catch {
+            _ = try? integrity?.wait()
             Self.removeDatabaseFiles(staging)
             throw error
         }
@@ -211,26 +240,34 @@ public final class SQLiteEngine: DatabaseEngine {
         let hotImage: String?
         private var image: Connection?
         let content: PayloadContent
+        /// The integrity check of a staging file, where it runs beside the comparison.
+        private let integrity: Background<Void>?
         /// The staging file went into the live database by a copy, and is still there to keep.
         private var copiedIntoLive = false
 
-        init(engine: SQLiteEngine, staging: String?, hotImage: String?, image: Connection, content: PayloadContent) {
+        init(engine: SQLiteEngine, staging: String?, hotImage: String?, image: Connection, content: PayloadContent,
+             integrity: Background<Void>? = nil) {
             self.engine = engine
             self.staging = staging
             self.hotImage = hotImage
             self.image = image
             self.content = content
+            self.integrity = integrity
         }
 
         func compareWithLive(scope: DiffScope, progress: ProgressReporter) throws -> DatabaseDiff {
             // The image is a staging file, or the hot image where it lies; either is only read here.
             progress.update(phase: "comparing with the database", done: 0, total: nil)
             defer { progress.finish() }
-            return try engine.compare((staging ?? hotImage)!, payload: nil, with: engine.path, payload: nil, scope: scope)
+            let diff = Result { try engine.compare((staging ?? hotImage)!, payload: nil, with: engine.path, payload: nil, scope: scope) }
+            // A damaged image fails as such, whatever the comparison made of it.
+            try integrity?.wait()
+            return try diff.get()
         }
 
         func commit(progress: ProgressReporter) throws {
             defer { progress.finish() }
+            try integrity?.wait()
             guard let image else { return }
             if try engine.databaseExists() {
                 try engine.copy(image, intoLiveDatabase: progress)
@@ -268,6 +305,8 @@ public final class SQLiteEngine: DatabaseEngine {
         }
 
         deinit {
+            // The check's readers would leave a -shm behind if the files went first.
+            _ = try? integrity?.wait()
             image = nil
             if let staging { SQLiteEngine.removeDatabaseFiles(staging) }
         }
@@ -354,6 +393,15 @@ public final class SQLiteEngine: DatabaseEngine {
     /// mismatch it then is.
     static func verifiedImage(of payload: URL, at imagePath: String, threads: Int, arriving: ArrivingPayload? = nil,
                               progress: ProgressReporter) throws -> Connection {
+        let image = try inflatedImage(of: payload, at: imagePath, threads: threads, arriving: arriving, progress: progress)
+        progress.update(phase: "checking integrity", done: 0, total: nil)
+        try checkIntegrity(of: payload, at: imagePath, connection: image, threads: threads)
+        return image
+    }
+
+    /// The payload decompressed to `imagePath` (see `verifiedImage`) and opened, not yet checked.
+    static func inflatedImage(of payload: URL, at imagePath: String, threads: Int, arriving: ArrivingPayload?,
+                              progress: ProgressReporter) throws -> Connection {
         do {
             let input = arriving.map { arriving in
                 ArrivingInput(size: arriving.file.size) { offset, length in try arriving.file.wait(offset: offset, length: length) }
@@ -377,14 +425,21 @@ public final class SQLiteEngine: DatabaseEngine {
             let image = try Connection(path: imagePath, mode: .readWrite)
             // A bigger page cache makes integrity_check markedly faster; 8 MiB keeps memory flat.
             try image.execute("PRAGMA cache_size = -8192")
-            progress.update(phase: "checking integrity", done: 0, total: nil)
-            let problems = try IntegrityCheck.problems(path: imagePath, connection: image, threads: threads)
+            return image
+        }
+    }
+
+    /// SQLite's integrity check of the image at `imagePath`, on `connection` or, without one, on
+    /// read-only connections of its own; a verification failure naming the first problems.
+    static func checkIntegrity(of payload: URL, at imagePath: String, connection: Connection?, threads: Int) throws {
+        try onImage(payload) {
+            let connection = try connection ?? Connection(path: imagePath, mode: .readOnly)
+            let problems = try IntegrityCheck.problems(path: imagePath, connection: connection, threads: threads)
             guard problems == ["ok"] else {
                 throw MigsnapError.verificationFailed(
                     "the snapshot \(payload.lastPathComponent) fails SQLite's integrity check: "
                         + problems.prefix(3).joined(separator: "; "))
             }
-            return image
         }
     }
 

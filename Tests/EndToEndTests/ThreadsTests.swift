@@ -21,6 +21,29 @@ struct ThreadsTests {
         #expect(try p.dump() == before)
     }
 
+    @Test("a snapshot that fails SQLite's integrity check is refused before the database is touched, on one thread or several",
+          arguments: ["1", "2"])
+    func damagedContentIsRefused(threads: String) throws {
+        let p = try Project().seeded()
+        // An index that disagrees with its table: only integrity_check sees it, and the snapshot's
+        // checksum is that of the damaged bytes, so the content check alone must refuse it.
+        _ = try p.sqlite("""
+            CREATE TABLE points (a INTEGER, b INTEGER);
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) INSERT INTO points SELECT i, i * 7 FROM n;
+            CREATE INDEX points_a ON points (a);
+            PRAGMA writable_schema = ON;
+            UPDATE sqlite_master SET sql = 'CREATE INDEX points_a ON points (b)' WHERE name = 'points_a';
+            """)
+        let (id, after) = try p.snapshotThenMigrate()
+        let r = try p.migsnap("restore", id, "--yes", "--threads", threads)
+        #expect(r.status == 3, "\(r.output)")
+        #expect(r.stderr.contains("integrity check") && r.stderr.contains("points_a"), "\(r.stderr)")
+        #expect(try p.dump() == after)
+        #expect(try p.manifests().count == 1, "no safety snapshot before a refusal")
+        let debris = try FileManager.default.contentsOfDirectory(atPath: p.dir).filter { $0.contains("migsnap-staging") }
+        #expect(debris.isEmpty, "\(debris)")
+    }
+
     @Test("a thread count that is not 1 to 64 is a malformed command line",
           arguments: [(["--threads", "0"], [String: String]()), (["--threads", "65"], [:]), ([], ["MIGSNAP_THREADS": "many"])])
     func invalid(arguments: [String], env: [String: String]) throws {

@@ -322,6 +322,21 @@ struct SQLiteEngineTests {
             let error = error as? MigsnapError
             return error?.isVerificationFailure == true && error?.message.contains("missing from index points_a") == true
         })
+        // Staged for a restore's plan, the check may run beside the comparison: the comparison's
+        // answer and the copy into the live database both wait for it, and fail with it.
+        try sqlite(live, "DELETE FROM orders WHERE id > 10;")
+        let before = try fileBytes(live)
+        let damaged: (any Error) -> Bool = { error in
+            let error = error as? MigsnapError
+            return error?.isVerificationFailure == true && error?.message.contains("missing from index points_a") == true
+        }
+        let stage = { try engine.stagingForPlan { try engine.stageRestore(payload: url, versionTable: versionTable, progress: SilentProgress()) } }
+        #expect(performing: {
+            let staged = try stage()
+            _ = try staged.compareWithLive(scope: DiffScope(skipped: []), progress: SilentProgress())
+        }, throws: damaged)
+        #expect(performing: { try stage().commit(progress: SilentProgress()) }, throws: damaged)
+        #expect(try fileBytes(live) == before)
         #expect(try debris() == [])
     }
 
