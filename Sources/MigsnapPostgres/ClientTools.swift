@@ -92,7 +92,8 @@ struct ChildOutput {
 
 enum ChildProcess {
     /// Runs a program with `environment` added to ours (passwords travel there, never in `arguments`).
-    /// Either captures stdout, or discards it and calls `poll` every 200 ms while the child runs.
+    /// Either captures stdout, or discards it and calls `poll` every 200 ms while the child runs
+    /// and once when it has exited.
     /// stderr comes back through a pipe drained on another thread: no file to leave behind if
     /// migsnap is killed, and no dependence on TMPDIR.
     static func run(_ executable: String, _ arguments: [String], environment: [String: String],
@@ -106,6 +107,8 @@ enum ChildProcess {
         process.standardInput = FileHandle.nullDevice
         let pipe = Pipe()
         process.standardOutput = captureOutput ? pipe : FileHandle.nullDevice
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
         do {
             try process.run()
         } catch {
@@ -117,10 +120,8 @@ enum ChildProcess {
         if captureOutput {
             stdout = pipe.fileHandleForReading.readDataToEndOfFile()
         } else if let poll {
-            while process.isRunning {
-                poll()
-                usleep(200_000)
-            }
+            // Woken by the exit itself: a sleep here would add up to its length to every dump and restore.
+            repeat { poll() } while exited.wait(timeout: .now() + .milliseconds(200)) == .timedOut
         }
         process.waitUntilExit()
         poll?()
