@@ -140,8 +140,16 @@ public struct RestoreOperation {
     }
 
     /// Takes the safety snapshot (unless disabled or there is nothing to save), then swaps the
-    /// staged copy in and checks the result.
+    /// staged copy in and checks the result. Refused, changing nothing, where the database is no
+    /// longer at the plan's revisions: the plan (and the guards it would record) no longer tells
+    /// the truth. The caller holds the database's lock, so nothing moves it from here on.
     public func apply(_ prepared: PreparedRestore, progress: ProgressReporter) throws -> Manifest? {
+        let now = try engine.databaseExists() ? try engine.currentRevisions(versionTable: versionTable) : []
+        guard now == prepared.plan.current else {
+            throw MigsnapError.refused(
+                "\(engine.redactedLocation) moved from \(Revisions.describe(prepared.plan.current)) to \(Revisions.describe(now)) since the plan was made; nothing was restored.",
+                hint: "Another run or the application migrated it meanwhile: run the command again to see the plan for its state now.")
+        }
         prepared.source.dropRefusedHot(manifest, store: store, engine: engine)
         var safety: Manifest?
         if prepared.plan.safetySnapshot {
@@ -174,10 +182,10 @@ public struct RestoreOperation {
             throw error.prefixed("Restore of \(manifest.id) failed; the database was left as it was.\(saved)")
         }
         prepared.source.settleHot(manifest, store: store, engine: engine, keepHot: keepHot, log: log)
-        let now = try engine.currentRevisions(versionTable: versionTable)
-        guard now == manifest.revisions else {
+        let after = try engine.currentRevisions(versionTable: versionTable)
+        guard after == manifest.revisions else {
             throw MigsnapError.failed(
-                "After the restore the database is at \(Revisions.describe(now)), expected \(Revisions.describe(manifest.revisions)).")
+                "After the restore the database is at \(Revisions.describe(after)), expected \(Revisions.describe(manifest.revisions)).")
         }
         return safety
     }
