@@ -148,9 +148,11 @@ final class TerminalProgress: ProgressReporter, @unchecked Sendable {
 
     func finish() {
         lock.withLock {
-            if Self.timings {
+            // Once per phase: a reporter may be finished again, or without a phase begun.
+            if Self.timings, !phase.isEmpty {
                 FileHandle.standardError.write(Data(String(format: "[%7.3f s] (%@ done)\n", Date().timeIntervalSince(Self.firstStart), phase).utf8))
             }
+            phase = ""
             current = nil
             alongside = nil
             guard enabled, drawn else { return }

@@ -29,10 +29,12 @@ extension OutputTests {
     /// stderr, in order, and nothing of the kind without it.
     @Test func timingsNameEachPhaseOnlyWhenAskedFor() throws {
         let p = try Project().seeded()
-        let id = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let snapshot = try p.migsnap(["snapshot", "--quiet"], env: ["MIGSNAP_TIMINGS": "1"])
+        #expect(snapshot.status == 0, "\(snapshot.output)")
+        let id = snapshot.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let timed = try p.migsnap(["restore", id, "--yes", "--no-safety-snapshot"], env: ["MIGSNAP_TIMINGS": "1"])
         #expect(timed.status == 0, "\(timed.output)")
-        let lines = timed.stderr.split(separator: "\n").filter { $0.hasPrefix("[") }
+        let lines = (snapshot.stderr + timed.stderr).split(separator: "\n").filter { $0.hasPrefix("[") }
         let phases = lines.compactMap { line -> String? in
             guard let end = line.range(of: " s] ") else { return nil }
             #expect(Double(line[line.index(after: line.startIndex)..<end.lowerBound].trimmingCharacters(in: .whitespaces)) != nil, "\(line)")
@@ -43,6 +45,10 @@ extension OutputTests {
         }
         let order = ["decompressing", "checking integrity", "comparing with the database"].compactMap { phases.firstIndex(of: $0) }
         #expect(order == order.sorted(), "\(phases)")
+        // Each phase ends once, and only a phase that began ends.
+        let ends = phases.filter { $0.hasPrefix("(") }
+        #expect(ends.count == Set(ends).count && !ends.contains("( done)"), "\(phases)")
+        #expect(ends.allSatisfy { end in phases.contains(String(end.dropFirst().dropLast(" done)".count))) }, "\(phases)")
         let plain = try p.ok("restore", id, "--yes", "--no-safety-snapshot")
         #expect(!plain.stderr.contains(" s] "), "\(plain.stderr)")
     }
