@@ -89,6 +89,57 @@ extension HotTierTests {
         #expect(try p.hotCopies() == [])
     }
 
+    /// Upgrade's restore-on-failure goes through the same rebuild: here the failing migration
+    /// itself damages the hot copy its step's snapshot just made, then fails half way.
+    @Test func upgradesRestoreOnFailureRebuildsARefusedHotCopy() throws {
+        let p = try Project().seeded()
+        try p.alembic("upgrade", "0003")
+        try p.writeMigration("0004_broken", """
+        \"\"\"damages the newest hot copy in the store, deletes orders, then fails\"\"\"
+        import glob, os, sqlite3
+        from alembic import op
+
+        revision = "0004"
+        down_revision = "0003"
+
+        def upgrade():
+            store = os.path.join(os.path.dirname(__file__), "..", "..", ".migsnap")
+            for hot in glob.glob(os.path.join(store, "*.sqlite.hot")):
+                with open(hot, "r+b") as f:
+                    f.seek(os.path.getsize(hot) // 3)
+                    byte = f.read(1)
+                    f.seek(-1, os.SEEK_CUR)
+                    f.write(bytes([byte[0] ^ 0x40]))
+            db = sqlite3.connect(op.get_bind().engine.url.database)
+            db.execute("DELETE FROM orders")
+            db.commit()
+            db.close()
+            raise RuntimeError("boom half way")
+
+        def downgrade():
+            pass
+        """)
+        let before = try p.dump()
+        let r = try p.migsnap("upgrade")
+        #expect(r.status == 1, "\(r.output)")
+        #expect(r.stderr.contains("does not match its checksum"), "\(r.stderr)")
+        let hot = try #require(try p.preUpgradeIDs().last)
+        #expect(r.stderr.contains("Snapshot \(hot): rebuilt its hot copy"), "\(r.stderr)")
+        #expect(try p.dump() == before)
+        #expect(try p.hotIDs() == [hot])
+        #expect(try p.hotCopies() == ["\(hot).sqlite.hot"])
+        // As `expectSoundHotCopy`, without Alembic's upgrade (this 0004 fails again, and damages).
+        let file = p.store + "/\(hot).sqlite.hot"
+        let record = try #require(try p.hotRecord(hot))
+        #expect((record["bytes"] as? Int) == Int(FileSystemSize.of(file)))
+        #expect(record["sha256"] as? String == (try sha256(ofFile: file)))
+        #expect(try p.migsnap("verify").status == 0)
+        _ = try p.sqlite("DELETE FROM customers")
+        let again = try p.ok("restore", hot, "--yes", "--no-safety-snapshot")
+        #expect(again.stderr.contains("via its hot copy"), "\(again.stderr)")
+        #expect(try p.dump() == before)
+    }
+
     /// A rebuild writes the file, then the manifest: killed in between, it leaves a file that no
     /// manifest records, which the next run removes as debris (and nothing trusts meanwhile).
     @Test func aHotCopyItsManifestDoesNotRecordIsDebris() throws {
