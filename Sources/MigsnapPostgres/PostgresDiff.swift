@@ -21,7 +21,7 @@ extension PostgresEngine {
 ///
 /// Both sides are read in one REPEATABLE READ READ ONLY transaction each (the live side is one
 /// moment, and is never written), with the same session settings, so that a value's text form is
-/// the same on both sides: values are compared by their text form (`col::text`), NULL only
+/// the same on both sides: values are compared by their text form (`col::text`, see `text`), NULL only
 /// equal to NULL. A column whose type differs between the sides is compared by text too: values
 /// that print alike (an int widened to bigint, varchar to text) match, values that print
 /// differently (numeric(10,2) `1.50` against numeric(10,3) `1.500`) count as changed.
@@ -121,15 +121,30 @@ final class PostgresComparison {
         var name: String
         /// The base type's name (`int4`, `text`, …), which decides how listed values are shown.
         var type: String
+        /// Two values of the column hash alike under the type's own hash only when their text
+        /// forms are equal (but for chance): int2 and int4, booleans, uuids, dates, bytea, and
+        /// strings under a deterministic collation (`char(n)`, whose equality ignores trailing
+        /// blanks, only with its length, which pads every value alike). Not numeric (`1.0` =
+        /// `1.00`), floats (`-0` = `0`), interval (`1 day` = `24 hours`) or jsonb, whose equality
+        /// is looser than their text; not int8, time or the timestamps, whose hash folds 64 bits
+        /// into 32 (`1` and `4294967296` hash alike); nothing else.
+        var hashable = false
         var isInteger: Bool { ["int2", "int4", "int8"].contains(type) }
+
+        static let hashableTypes: Set<String> = ["int2", "int4", "bool", "uuid", "date", "bytea", "text", "varchar", "bpchar"]
     }
 
     /// Columns in order, and the primary key's columns in key order.
     static func columns(_ side: Connection, _ relation: String) throws -> (all: [Column], key: [String]) {
+        // Collations that are not deterministic came with 12.
+        let deterministic = side.serverVersionNumber >= 120_000
+            ? "COALESCE((SELECT c.collisdeterministic FROM pg_collation c WHERE c.oid = a.attcollation), true)"
+            : "true"
         let result = try run(side, """
             SELECT a.attname, t.typname,
                    (SELECT k.n FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
-                    WHERE i.indrelid = a.attrelid AND i.indisprimary AND k.attnum = a.attnum)
+                    WHERE i.indrelid = a.attrelid AND i.indisprimary AND k.attnum = a.attnum),
+                   a.atttypmod, \(deterministic)
             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
             WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum
@@ -137,10 +152,31 @@ final class PostgresComparison {
         var all: [Column] = [], key: [(Int, String)] = []
         for row in 0..<result.rowCount {
             guard let name = result.value(row: row, column: 0) else { continue }
-            all.append(Column(name: name, type: result.value(row: row, column: 1) ?? ""))
+            let type = result.value(row: row, column: 1) ?? ""
+            let typmod = result.value(row: row, column: 3).flatMap { Int($0) } ?? -1
+            let hashable = Column.hashableTypes.contains(type) && (type != "bpchar" || typmod > 0)
+                && result.value(row: row, column: 4) == "t"
+            all.append(Column(name: name, type: type, hashable: hashable))
             if let n = result.value(row: row, column: 2).flatMap({ Int($0) }) { key.append((n, name)) }
         }
         return (all, key.sorted { $0.0 < $1.0 }.map(\.1))
+    }
+
+    /// A column's text form (the alias `t`), as its type prints it, which is how a whole row's
+    /// text shows it too: `::text`, except for `char(n)`, which that cast strips of trailing blanks.
+    static func text(_ column: String, _ type: Column) -> String {
+        let value = "t.\(quoteIdentifier(column))"
+        return type.type == "bpchar" ? "textin(bpcharout(\(value)))" : "\(value)::text"
+    }
+
+    /// The 64-bit hash of a table's whole row (`t.*`: a bare `t` would be a column of that name,
+    /// where there is one) that its fingerprint sums: each
+    /// column's own hash where every column's type allows it (see `Column.hashable`; 14 and
+    /// later), which is much cheaper than printing the row; else the hash of its text form.
+    static func wholeRowHash(_ columns: [Column], serverVersion: Int) -> String {
+        serverVersion >= 140_000 && columns.allSatisfy(\.hashable)
+            ? "hash_record_extended(t.*, 0)"
+            : "hashtextextended((t.*)::text COLLATE \"C\", 0)"
     }
 
     private func compare(_ name: String, _ relationA: String, _ relationB: String) throws -> DatabaseDiff.Table {
@@ -168,34 +204,39 @@ final class PostgresComparison {
         let typesA = Dictionary(colsA.all.map { ($0.name, $0) }, uniquingKeysWith: { x, _ in x })
         let typesB = Dictionary(colsB.all.map { ($0.name, $0) }, uniquingKeysWith: { x, _ in x })
         let byValue = matched.map { typesA[$0]!.isInteger && typesB[$0]!.isInteger }
-        // The row as one text: the column itself where both sides have the same type (its output
-        // is then the same function's), else its text form, as the per-column comparison does.
-        func rowText(_ columns: [String]) -> String {
-            // The whole row, where it is these columns and the same on both sides.
-            let sameTable = colsA.all.map(\.name) == colsB.all.map(\.name) && colsA.all.map(\.type) == colsB.all.map(\.type)
-                && Set(columns) == namesA && columns.count == colsA.all.count
-            if sameTable { return "t::text" }
-            return "ROW(" + columns.map { column in
-                typesA[column]!.type == typesB[column]!.type ? "t.\(quoteIdentifier(column))" : "t.\(quoteIdentifier(column))::text"
-            }.joined(separator: ", ") + ")::text"
-        }
         // hashtextextended (64 bits) came with PostgreSQL 11; before it, md5 for the streamed rows
         // and no fingerprint.
         let modern = a.serverVersionNumber >= 110_000
-        func hash(_ text: String) -> String {
-            modern ? "hashtextextended(\(text) COLLATE \"C\", 0)::text" : "md5(\(text))"
+        // A 64-bit hash of these columns of a row (the alias `t`), the same on both sides for the
+        // same values: where the tables are alike, the whole row's (see `wholeRowHash`); else
+        // each column's own hash where its type is the same on both sides and allows it, or the
+        // text form of the row, each column itself where both sides have the same type (its
+        // output is then the same function's), else its text form, as the per-column comparison
+        // does. Before 11, md5 of the text form.
+        func rowHash(_ columns: [String], _ types: [String: Column]) -> String {
+            let sameTable = colsA.all == colsB.all && Set(columns) == namesA && columns.count == colsA.all.count
+            if sameTable && modern { return Self.wholeRowHash(colsA.all, serverVersion: a.serverVersionNumber) }
+            let alike = columns.allSatisfy { typesA[$0]! == typesB[$0]! }
+            let fields = columns.map { column in
+                typesA[column]!.type == typesB[column]!.type ? "t.\(quoteIdentifier(column))" : Self.text(column, types[column]!)
+            }.joined(separator: ", ")
+            if alike && a.serverVersionNumber >= 140_000 && columns.allSatisfy({ typesA[$0]!.hashable }) {
+                return "hash_record_extended(ROW(\(fields)), 0)"
+            }
+            let text = sameTable ? "(t.*)::text" : "ROW(\(fields))::text"
+            return modern ? "hashtextextended(\(text) COLLATE \"C\", 0)" : "md5(\(text))"
         }
         // Equal fingerprints (count, and the sum of a 64-bit hash of every row) on both sides:
         // the table is the same; nothing to stream.
         if modern {
-            let whole = rowText(matched + values)
-            let sideA = Self.fingerprint(row: whole, of: relationA)
-            // B's was computed already where it is of the same columns, the whole row.
-            let early = fingerprintsB[name].flatMap { $0.columns == colsB.all && whole == "t::text" ? $0 : nil }
+            let whole = rowHash(matched + values, typesA), wholeB = rowHash(matched + values, typesB)
+            let sideA = Self.fingerprint(hash: whole, of: relationA)
+            // B's was computed already where it is of the same columns and hash.
+            let early = fingerprintsB[name].flatMap { $0.columns == colsB.all && $0.hash == wholeB ? $0 : nil }
             let (fa, fb) = try early.map { (try Self.run(a, sideA, "Could not read \(name)"), $0) }
                 ?? { () throws -> (QueryResult, LiveSide.Fingerprint) in
-                    let (x, y) = try both("Could not read \(name)", sideA, Self.fingerprint(row: whole, of: relationB))
-                    return (x, LiveSide.Fingerprint(columns: colsB.all, count: y.value(row: 0, column: 0), sum: y.value(row: 0, column: 1)))
+                    let (x, y) = try both("Could not read \(name)", sideA, Self.fingerprint(hash: wholeB, of: relationB))
+                    return (x, LiveSide.Fingerprint(columns: colsB.all, hash: wholeB, count: y.value(row: 0, column: 0), sum: y.value(row: 0, column: 1)))
                 }()
             if fa.value(row: 0, column: 0) == fb.count && fa.value(row: 0, column: 1) == fb.sum {
                 if scope.rowLimit != nil { table.rows = DatabaseDiff.Rows() }
@@ -205,19 +246,21 @@ final class PostgresComparison {
         // Without rows to show (a plan counts), a row's values travel as one hash.
         let hashed = scope.rowLimit == nil && !values.isEmpty
         let compared = hashed ? 1 : values.count
-        func query(_ relation: String) -> String {
+        func query(_ relation: String, _ types: [String: Column]) -> String {
             // Qualified: a bare name in ORDER BY would sort by the output column of that name, the text.
-            let keys = matched.map { "t.\(quoteIdentifier($0))::text" }
-            let rest = hashed
-                ? [hash(rowText(values))]
-                : values.map { "t.\(quoteIdentifier($0))::text" }
+            // Keys only compared (not listed) travel in binary where they are integers on both sides.
+            let keys = zip(matched, byValue).map { column, byValue in
+                hashed && byValue ? "t.\(quoteIdentifier(column))::int8" : Self.text(column, types[column]!)
+            }
+            // The hash travels in binary (8 bytes; md5 as its text), compared byte for byte.
+            let rest = hashed ? [rowHash(values, types)] : values.map { Self.text($0, types[$0]!) }
             let order = zip(matched, byValue).map { column, byValue in
-                byValue ? "t.\(quoteIdentifier(column))" : "t.\(quoteIdentifier(column))::text COLLATE \"C\""
+                byValue ? "t.\(quoteIdentifier(column))" : "\(Self.text(column, types[column]!)) COLLATE \"C\""
             }.joined(separator: ", ")
             return "SELECT \((keys + rest).joined(separator: ", ")) FROM \(relation) AS t ORDER BY \(order)"
         }
-        let x = try RowStream(a, query(relationA), columns: matched.count + compared, context: "Could not read \(name) in A")
-        let y = try RowStream(b, query(relationB), columns: matched.count + compared, context: "Could not read \(name) in B")
+        let x = try RowStream(a, query(relationA, typesA), columns: matched.count + compared, binaryIntegers: hashed, context: "Could not read \(name) in A")
+        let y = try RowStream(b, query(relationB, typesB), columns: matched.count + compared, binaryIntegers: hashed, context: "Could not read \(name) in B")
         var rows = DatabaseDiff.Rows()
         let limit = scope.rowLimit ?? 0
         func fields(_ stream: RowStream, _ columns: [String], from: Int, types: [String: Column]) -> DiffFields {
@@ -277,10 +320,14 @@ final class PostgresComparison {
         return 0
     }
 
-    /// A table's fingerprint: its row count and the sum of a 64-bit hash of each row's text form
-    /// (`row`, an expression over the alias `t`).
-    static func fingerprint(row: String, of relation: String) -> String {
-        "SELECT count(*), sum(hashtextextended(\(row) COLLATE \"C\", 0)) FROM \(relation) AS t"
+    /// A table's fingerprint: its row count and the sum of a 64-bit hash of each row (`hash`,
+    /// an expression over the alias `t`).
+    static func fingerprint(hash: String, of relation: String) -> String {
+        // A hash made of the columns' own hashes (`hash_record_extended`) is a linear combination of
+        // them: summed over rows, two rows that swap a value would cancel out. Hashed once more
+        // (its text), the rows' hashes no longer add up that way.
+        let row = hash.hasPrefix("hash_record_extended(") ? "hashtextextended((\(hash))::text, 0)" : hash
+        return "SELECT count(*), sum(\(row)) FROM \(relation) AS t"
     }
 
     /// `sqlA` on A and `sqlB` on B, at the same time.
@@ -313,6 +360,8 @@ final class PostgresComparison {
 final class LiveSide: @unchecked Sendable {
     struct Fingerprint {
         var columns: [PostgresComparison.Column]
+        /// The row hash summed (`PostgresComparison.wholeRowHash`).
+        var hash: String
         var count: String?
         var sum: String?
     }
@@ -334,8 +383,10 @@ final class LiveSide: @unchecked Sendable {
                 guard (try? connection.execute("SAVEPOINT migsnap_fingerprint")) != nil else { return fingerprints }
                 do {
                     let columns = try PostgresComparison.columns(connection, relation).all
-                    let result = try connection.execute(PostgresComparison.fingerprint(row: "t::text", of: relation))
-                    fingerprints[name] = Fingerprint(columns: columns, count: result.value(row: 0, column: 0), sum: result.value(row: 0, column: 1))
+                    let hash = PostgresComparison.wholeRowHash(columns, serverVersion: connection.serverVersionNumber)
+                    let result = try connection.execute(PostgresComparison.fingerprint(hash: hash, of: relation))
+                    fingerprints[name] = Fingerprint(columns: columns, hash: hash, count: result.value(row: 0, column: 0),
+                                                     sum: result.value(row: 0, column: 1))
                     _ = try connection.execute("RELEASE SAVEPOINT migsnap_fingerprint")
                 } catch {
                     guard (try? connection.execute("ROLLBACK TO SAVEPOINT migsnap_fingerprint")) != nil else { return fingerprints }
@@ -353,13 +404,16 @@ final class LiveSide: @unchecked Sendable {
 
 /// The rows of one query, streamed by `COPY (query) TO STDOUT (FORMAT binary)`: no round trip
 /// per batch, and the server goes on producing rows while the other side is read. Every column
-/// is selected as text, which binary COPY sends as its bytes; a row's fields point into libpq's
+/// is selected as text, which binary COPY sends as its bytes, except a row's hash and, where only
+/// counts are wanted, integer keys (both as `int8`, 8 bytes); a row's fields point into libpq's
 /// message, valid until `advance`.
 private final class RowStream {
     private static let signature: [UInt8] = Array("PGCOPY\n".utf8) + [0xFF, 0x0D, 0x0A, 0x00]
     private let connection: Connection
     private let context: String
     private let columns: Int
+    /// Integer key columns come as binary `int8`, not as text.
+    private let binaryIntegers: Bool
     /// The stream's state and each field's offset in the message and length (-1: NULL), behind
     /// pointers: a class's stored `var`s are checked for exclusive access at run time on every
     /// use, which cost as much as the merge itself on millions of rows.
@@ -373,10 +427,11 @@ private final class RowStream {
 
     var hasRow: Bool { state.pointee.hasRow }
 
-    init(_ connection: Connection, _ sql: String, columns: Int, context: String) throws {
+    init(_ connection: Connection, _ sql: String, columns: Int, binaryIntegers: Bool, context: String) throws {
         self.connection = connection
         self.context = context
         self.columns = columns
+        self.binaryIntegers = binaryIntegers
         state.initialize(to: State())
         fields = .allocate(capacity: 2 * max(columns, 1))
         do {
@@ -463,9 +518,13 @@ private final class RowStream {
         return UnsafeRawBufferPointer(start: UnsafeRawPointer(message) + fields[2 * column], count: length)
     }
 
-    /// An integer column's value (its text form parsed).
+    /// An integer column's value (binary, or its text form parsed).
     func integer(_ column: Int) -> Int64? {
         guard let field = bytes(column), !field.isEmpty else { return nil }
+        if binaryIntegers {
+            guard field.count == 8 else { return nil }
+            return Int64(bigEndian: field.loadUnaligned(as: Int64.self))
+        }
         var value: Int64 = 0
         let negative = field[0] == UInt8(ascii: "-")
         for byte in field.dropFirst(negative ? 1 : 0) {

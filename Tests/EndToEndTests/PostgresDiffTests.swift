@@ -187,6 +187,75 @@ struct PostgresDiffTests {
         #expect(plan["restored_rows"] as? [String: Int] == ["public.bag": 1], "\(plan)")
     }
 
+    /// A table whose columns' types all have an equality that holds only for equal text forms is
+    /// hashed by those types' own hashes (cheaper than printing rows); any other is hashed by its
+    /// text. So a change that only the text shows is counted: numeric `1.0` to `1.00`, float `0`
+    /// to `-0`, interval `1 day` to `24 hours`, a case change under a collation that ignores case,
+    /// trailing blanks in an unbounded bpchar, jsonb `1.0` to `1.00`, and bigint `1` to `2^32`
+    /// (which int8's own hash folds alike). And a change in each column
+    /// of a table of the cheaper kind is counted too. Every table has a column named `t`, the
+    /// alias the comparison reads rows by: the row is still the whole row, not that column.
+    @Test func aChangeOnlyTheTextShowsIsCountedAndEveryTypeIsCompared() throws {
+        let db = try PostgresDatabase()
+        let p = try Project.postgres(db)
+        try db.psql("""
+            CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+            CREATE TABLE loose_numeric (id int PRIMARY KEY, v numeric, t text);
+            CREATE TABLE loose_float (id int PRIMARY KEY, v float8, t text);
+            CREATE TABLE loose_interval (id int PRIMARY KEY, v interval, t text);
+            CREATE TABLE loose_nocase (id int PRIMARY KEY, v text COLLATE nocase, t text);
+            CREATE TABLE loose_bpchar (id int PRIMARY KEY, v bpchar, t text);
+            CREATE TABLE loose_jsonb (id int PRIMARY KEY, v jsonb, t text);
+            INSERT INTO loose_numeric SELECT g, 1.0, 'same' FROM generate_series(1, 8) g;
+            INSERT INTO loose_float SELECT g, 0, 'same' FROM generate_series(1, 8) g;
+            INSERT INTO loose_interval SELECT g, '1 day', 'same' FROM generate_series(1, 8) g;
+            INSERT INTO loose_nocase SELECT g, 'abc', 'same' FROM generate_series(1, 8) g;
+            INSERT INTO loose_bpchar SELECT g, 'x', 'same' FROM generate_series(1, 8) g;
+            INSERT INTO loose_jsonb SELECT g, '{"a": 1.0}', 'same' FROM generate_series(1, 8) g;
+            CREATE TABLE loose_int8 (id int PRIMARY KEY, v bigint, t text);
+            INSERT INTO loose_int8 SELECT g, 1, 'same' FROM generate_series(1, 8) g;
+            CREATE TABLE strict (id int PRIMARY KEY, b bool, u uuid, d date, raw bytea, v varchar(10), c char(4), x text, t text);
+            INSERT INTO strict SELECT g, g % 2 = 0, md5(g::text)::uuid, date '2020-01-01' + g, decode(md5(g::text), 'hex'),
+                                      'v' || g, 'c', 'x' || g, 't' || g
+            FROM generate_series(1, 2000) g;
+            """)
+        let a = try p.ok("snapshot", "--quiet").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try db.psql("""
+            UPDATE loose_numeric SET v = 1.00 WHERE id = 1;
+            UPDATE loose_float SET v = '-0' WHERE id = 2;
+            UPDATE loose_interval SET v = '24 hours' WHERE id = 3;
+            UPDATE loose_nocase SET v = 'ABC' WHERE id = 4;
+            UPDATE loose_bpchar SET v = 'x ' WHERE id = 5;
+            UPDATE loose_jsonb SET v = '{"a": 1.00}' WHERE id = 6;
+            UPDATE loose_int8 SET v = 4294967296 WHERE id = 7;
+            UPDATE strict SET b = NOT b WHERE id = 11;
+            UPDATE strict SET u = md5('other')::uuid WHERE id = 12;
+            UPDATE strict SET d = d + 1 WHERE id = 13;
+            UPDATE strict SET t = 'T' WHERE id = 15;
+            UPDATE strict SET raw = raw || '\\x00' WHERE id = 16;
+            UPDATE strict SET v = 'V16' WHERE id = 17;
+            UPDATE strict SET c = 'C' WHERE id = 18;
+            UPDATE strict SET x = NULL WHERE id = 19;
+            DELETE FROM strict WHERE id = 1999;
+            INSERT INTO strict (id) VALUES (-5);
+            """)
+        let loose = ["numeric", "float", "interval", "nocase", "bpchar", "jsonb", "int8"].map { "loose_\($0)" }
+        var expected = ["strict": [1, 1, 8]]
+        for name in loose { expected[name] = [0, 0, 1] }
+        let report = try #require(try p.json(try p.ok("diff", a, "--json").stdout) as? [String: Any])
+        for (name, counted) in expected {
+            #expect(try counts(report, "public.\(name)") == counted, "\(name)")
+            let rows = try #require(try p.json(try p.ok("diff", a, "--table", name, "--rows", "--json").stdout) as? [String: Any])
+            #expect(try counts(rows, "public.\(name)") == counted, "\(name) --rows")
+        }
+        let plan = try #require(try p.json(try p.ok("restore", a, "--dry-run", "--json").stdout) as? [String: Any])
+        var changed = ["public.strict": 8]
+        for name in loose { changed["public.\(name)"] = 1 }
+        #expect(plan["changed_rows"] as? [String: Int] == changed, "\(plan)")
+        #expect(plan["discarded_rows"] as? [String: Int] == ["public.strict": 1], "\(plan)")
+        #expect(plan["restored_rows"] as? [String: Int] == ["public.strict": 1], "\(plan)")
+    }
+
     /// A bigint key with negative values, rows added at the end, a block deleted, one row changed,
     /// and a key that is only A's primary key, NULL and duplicated in B: counted as the EXCEPT
     /// queries count them, by `diff`, `diff --rows` and the restore plan.
