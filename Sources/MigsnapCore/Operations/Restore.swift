@@ -144,12 +144,7 @@ public struct RestoreOperation {
     /// longer at the plan's revisions: the plan (and the guards it would record) no longer tells
     /// the truth. The caller holds the database's lock, so nothing moves it from here on.
     public func apply(_ prepared: PreparedRestore, progress: ProgressReporter) throws -> Manifest? {
-        let now = try engine.databaseExists() ? try engine.currentRevisions(versionTable: versionTable) : []
-        guard now == prepared.plan.current else {
-            throw MigsnapError.refused(
-                "\(engine.redactedLocation) moved from \(Revisions.describe(prepared.plan.current)) to \(Revisions.describe(now)) since the plan was made; nothing was restored.",
-                hint: "Another run or the application migrated it meanwhile: run the command again to see the plan for its state now.")
-        }
+        try engine.checkStill(at: prepared.plan.current, versionTable: versionTable, change: "restored")
         prepared.source.dropRefusedHot(manifest, store: store, engine: engine)
         var safety: Manifest?
         if prepared.plan.safetySnapshot {
@@ -188,6 +183,20 @@ public struct RestoreOperation {
                 "After the restore the database is at \(Revisions.describe(after)), expected \(Revisions.describe(manifest.revisions)).")
         }
         return safety
+    }
+}
+
+extension DatabaseEngine {
+    /// Refuses, changing nothing, where the database is no longer at `revisions` (a plan's
+    /// `current`): the plan, and the guards it would record, no longer tell the truth.
+    /// `change` says what was not done ("restored").
+    func checkStill(at revisions: [String], versionTable: VersionTable, change: String) throws {
+        let now = try databaseExists() ? try currentRevisions(versionTable: versionTable) : []
+        guard now == revisions else {
+            throw MigsnapError.refused(
+                "\(redactedLocation) moved from \(Revisions.describe(revisions)) to \(Revisions.describe(now)) since the plan was made; nothing was \(change).",
+                hint: "Another run or the application migrated it meanwhile: run the command again to see the plan for its state now.")
+        }
     }
 }
 

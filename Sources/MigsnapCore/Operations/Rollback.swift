@@ -66,6 +66,7 @@ extension MigrationRun {
         case .restore(let operation, let prepared):
             return try operation.apply(prepared, progress: progress)
         case .downgrade:
+            try engine.checkStill(at: plan.current, versionTable: versionTable, change: "downgraded")
             // Alembic that cannot start, or env.py that connects elsewhere, stops here: nothing written.
             try alembic.prepare(log: log)
             defer { alembic.finish() }
