@@ -47,7 +47,7 @@ public final class DirectoryBackend: StoreBackend {
                 if !isRegularFile(path(Self.marker)) { try writeMarker() }
                 return
             }
-            // A first run beside ours (two deploys at once) may be half way through writing these two.
+            // A first run beside ours (two deploys at once) may be half way through making the store.
             let entries = try contents().filter { !isBeingInitialized($0) }
             guard entries.isEmpty else {
                 throw MigsnapError.invalidInput(
@@ -78,8 +78,15 @@ public final class DirectoryBackend: StoreBackend {
         try writeMarker()
     }
 
-    /// The temporary file of another run's `writeAtomically` of the marker or the `.gitignore`.
+    /// What another run that is making the store writes first, seen before its marker is there:
+    /// the temporary files of its `writeAtomically` of the marker and the `.gitignore`, or our
+    /// `.gitignore`, word for word (someone else's is foreign), or the marker itself.
     private func isBeingInitialized(_ entry: String) -> Bool {
+        if entry == Self.marker { return isRegularFile(path(entry)) }
+        if entry == Self.gitignore {
+            // A link or anything unreadable is not ours.
+            return (try? readFile(path(entry))).flatMap { $0 }.map { String(decoding: $0, as: UTF8.self) == Self.gitignoreText } ?? false
+        }
         guard entry.hasPrefix(Self.tempPrefix) else { return false }
         let rest = entry.dropFirst(Self.tempPrefix.count)
         return [Self.marker, Self.gitignore].contains { name in
