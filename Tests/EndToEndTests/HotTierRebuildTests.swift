@@ -32,15 +32,19 @@ extension HotTierTests {
         }
     }
 
-    /// The record and the file agree, and the next restore uses the copy.
-    func expectSoundHotCopy(_ p: Project, _ hot: String, before: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// The record and the file agree, and the next restore uses the copy, after `change` (by
+    /// default Alembic's upgrade to head) moved the database away from it.
+    func expectSoundHotCopy(_ p: Project, _ hot: String, before: String,
+                            change: (Project) throws -> Void = { try $0.alembic("upgrade", "head") },
+                            sourceLocation: SourceLocation = #_sourceLocation) throws {
         let file = p.store + "/\(hot).sqlite.hot"
         let record = try #require(try p.hotRecord(hot), sourceLocation: sourceLocation)
         #expect((record["bytes"] as? Int) == Int(FileSystemSize.of(file)), sourceLocation: sourceLocation)
         #expect(record["sha256"] as? String == (try sha256(ofFile: file)), sourceLocation: sourceLocation)
         let attributes = try FileManager.default.attributesOfItem(atPath: file)
         #expect((attributes[.posixPermissions] as? Int) == 0o600, sourceLocation: sourceLocation)
-        try p.alembic("upgrade", "head")
+        try change(p)
+        #expect(try p.dump() != before, sourceLocation: sourceLocation)
         let again = try p.ok("restore", hot, "--yes", "--no-safety-snapshot")
         #expect(again.stderr.contains("via its hot copy"), "\(again.stderr)", sourceLocation: sourceLocation)
         #expect(try p.dump() == before, sourceLocation: sourceLocation)
@@ -94,31 +98,16 @@ extension HotTierTests {
     @Test func upgradesRestoreOnFailureRebuildsARefusedHotCopy() throws {
         let p = try Project().seeded()
         try p.alembic("upgrade", "0003")
-        try p.writeMigration("0004_broken", """
-        \"\"\"damages the newest hot copy in the store, deletes orders, then fails\"\"\"
-        import glob, os, sqlite3
-        from alembic import op
-
-        revision = "0004"
-        down_revision = "0003"
-
-        def upgrade():
-            store = os.path.join(os.path.dirname(__file__), "..", "..", ".migsnap")
-            for hot in glob.glob(os.path.join(store, "*.sqlite.hot")):
+        // The migration flips a byte of each hot copy in the store (the one its step just made).
+        try p.writeBrokenStep0004(first: """
+            import glob
+            for hot in glob.glob(os.path.join(os.path.dirname(__file__), "..", "..", ".migsnap", "*.sqlite.hot")):
                 with open(hot, "r+b") as f:
                     f.seek(os.path.getsize(hot) // 3)
                     byte = f.read(1)
                     f.seek(-1, os.SEEK_CUR)
                     f.write(bytes([byte[0] ^ 0x40]))
-            db = sqlite3.connect(op.get_bind().engine.url.database)
-            db.execute("DELETE FROM orders")
-            db.commit()
-            db.close()
-            raise RuntimeError("boom half way")
-
-        def downgrade():
-            pass
-        """)
+            """)
         let before = try p.dump()
         let r = try p.migsnap("upgrade")
         #expect(r.status == 1, "\(r.output)")
@@ -128,16 +117,9 @@ extension HotTierTests {
         #expect(try p.dump() == before)
         #expect(try p.hotIDs() == [hot])
         #expect(try p.hotCopies() == ["\(hot).sqlite.hot"])
-        // As `expectSoundHotCopy`, without Alembic's upgrade (this 0004 fails again, and damages).
-        let file = p.store + "/\(hot).sqlite.hot"
-        let record = try #require(try p.hotRecord(hot))
-        #expect((record["bytes"] as? Int) == Int(FileSystemSize.of(file)))
-        #expect(record["sha256"] as? String == (try sha256(ofFile: file)))
         #expect(try p.migsnap("verify").status == 0)
-        _ = try p.sqlite("DELETE FROM customers")
-        let again = try p.ok("restore", hot, "--yes", "--no-safety-snapshot")
-        #expect(again.stderr.contains("via its hot copy"), "\(again.stderr)")
-        #expect(try p.dump() == before)
+        // Not by Alembic's upgrade: this 0004 fails again, and damages.
+        try expectSoundHotCopy(p, hot, before: before, change: { _ = try $0.sqlite("DELETE FROM customers") })
     }
 
     /// A rebuild writes the file, then the manifest: killed in between, it leaves a file that no

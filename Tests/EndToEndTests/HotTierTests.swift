@@ -56,10 +56,7 @@ struct HotTierTests {
         #expect(try p.sqlite("PRAGMA integrity_check") == "ok")
         // Read, not used up: the hot copy is still there and still sound.
         #expect(try p.hotIDs() == [hot])
-        try p.alembic("upgrade", "head")
-        let again = try p.ok("restore", hot, "--yes", "--no-safety-snapshot")
-        #expect(again.stderr.contains("via its hot copy"), "\(again.stderr)")
-        #expect(try p.dump() == before)
+        try expectSoundHotCopy(p, hot, before: before)
     }
 
     @Test func aCorruptedHotCopyIsRefusedAndTheCompressedSnapshotServes() throws {

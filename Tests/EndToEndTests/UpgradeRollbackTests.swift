@@ -7,6 +7,30 @@ extension Project {
     }
 
     func revisionsOf(_ manifest: [String: Any]) -> [String] { manifest["revisions"] as? [String] ?? [] }
+
+    /// 0004 after 0003: runs `first` (Python, module `os` at hand), deletes every order through
+    /// its own connection (so Alembic's rollback cannot undo it), then fails half way.
+    func writeBrokenStep0004(first: String = "pass") throws {
+        try writeMigration("0004_broken", """
+        \"\"\"deletes orders through its own connection, then fails\"\"\"
+        import os, sqlite3
+        from alembic import op
+
+        revision = "0004"
+        down_revision = "0003"
+
+        def upgrade():
+        \(first.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+            db = sqlite3.connect(op.get_bind().engine.url.database)
+            db.execute("DELETE FROM orders")
+            db.commit()
+            db.close()
+            raise RuntimeError("boom half way")
+
+        def downgrade():
+            pass
+        """)
+    }
 }
 
 @Suite("Upgrade and rollback end to end (SQLite, real Alembic)")
@@ -106,24 +130,7 @@ struct UpgradeRollbackTests {
 
     @Test func aMigrationThatFailsHalfWayIsUndone() throws {
         let p = try Project().seeded()
-        try p.writeMigration("0004_broken", """
-        \"\"\"deletes orders through its own connection, then fails\"\"\"
-        import sqlite3
-        from alembic import op
-
-        revision = "0004"
-        down_revision = "0003"
-
-        def upgrade():
-            db = sqlite3.connect(op.get_bind().engine.url.database)
-            db.execute("DELETE FROM orders")
-            db.commit()
-            db.close()
-            raise RuntimeError("boom half way")
-
-        def downgrade():
-            pass
-        """)
+        try p.writeBrokenStep0004()
         try p.alembic("upgrade", "0003")
         let before = try p.dump()
         let r = try p.migsnap("upgrade")
