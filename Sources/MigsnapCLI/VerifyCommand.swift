@@ -30,45 +30,6 @@ extension Migsnap {
         var restore = false
         @OptionGroup var output: JSONOption
 
-        /// Every entry has the same keys: `error` is null when `ok`.
-        struct Result: Encodable {
-            var id: String
-            var ok: Bool
-            @NullEncoded var error: String?
-            /// False when the snapshot could not be checked at all (a full disk, a missing key):
-            /// a failure of the machine or the setup, not of the snapshot.
-            var checked: Bool = true
-            /// The hot copy: null when the snapshot has none, else "ok", "damaged" or "unchecked",
-            /// with why in `hot_copy_problem` (null when "ok").
-            @NullEncoded var hotCopy: String?
-            @NullEncoded var hotCopyProblem: String?
-
-            enum CodingKeys: String, CodingKey {
-                case id, ok, error, checked
-                case hotCopy = "hot_copy"
-                case hotCopyProblem = "hot_copy_problem"
-            }
-
-            mutating func note(_ state: HotCopyState?) {
-                switch state {
-                case nil: (hotCopy, hotCopyProblem) = (nil, nil)
-                case .sound: (hotCopy, hotCopyProblem) = ("ok", nil)
-                case .damaged(let why): (hotCopy, hotCopyProblem) = ("damaged", why)
-                case .unchecked(let why): (hotCopy, hotCopyProblem) = ("unchecked", why)
-                }
-            }
-
-            /// The hot copy's part of the human line.
-            var hotCopyText: String {
-                switch hotCopy {
-                case "ok": return "  hot copy: ok"
-                case "damaged": return "  hot copy: damaged (\(hotCopyProblem ?? "")); a restore will not use it"
-                case "unchecked": return "  hot copy: not checked (\(hotCopyProblem ?? ""))"
-                default: return ""
-                }
-            }
-        }
-
         func run() throws {
             try runReportingErrors {
                 let context = try Context(location, database)
@@ -77,44 +38,25 @@ extension Migsnap {
                 let manifests = ids.isEmpty ? scan.manifests : try ids.map(context.store.resolve)
                 // Recording when a restore was proven writes manifests: under the store lock.
                 let lock = restore ? try context.store.lock(purpose: "verify --restore") : nil
-                var results: [Result] = []
+                var results: [VerifyResult] = []
                 var unchecked: [MigsnapError] = []
                 if ids.isEmpty {
                     for damaged in scan.damaged {
                         // The id its file name gives: the manifest's own may be what is damaged.
                         let id = ((damaged.file as NSString).lastPathComponent as NSString).deletingPathExtension
-                        results.append(Result(id: id, ok: false, error: damaged.problem))
+                        results.append(VerifyResult(id: id, ok: false, error: damaged.problem))
                         if !output.json {
                             Terminal.out("FAILED  \(UserText.line(id))  \(damaged.problem) Move the manifest out of the store: verify fails until it is; the other snapshots are not affected.")
                         }
                     }
                 }
                 for m in manifests {
-                    let engine = context.engineForReading(m)
-                    var result: Result
-                    var line: String
-                    do {
-                        try VerifySnapshot.run(m, store: context.store, engine: engine,
-                                               versionTable: context.config.versionTable, restore: restore, progress: context.progress())
-                        result = Result(id: m.id, ok: true)
-                        line = "ok      \(m.id)  \(Revisions.describe(m.revisions))\(restore ? "  (restored into a staged copy)" : "")"
-                    } catch let error as MigsnapError {
-                        if case .verificationFailed = error {
-                            result = Result(id: m.id, ok: false, error: error.message)
-                            line = "FAILED  \(m.id)  \(error.message)"
-                        } else {
-                            result = Result(id: m.id, ok: false, error: error.message, checked: false)
-                            unchecked.append(error)
-                            line = "ERROR   \(m.id)  could not be checked: \(error.message)"
-                        }
-                    }
-                    do {
-                        result.note(try context.store.checkHotCopy(m, engine: engine))
-                    } catch let error as MigsnapError {
-                        result.note(.unchecked(error.message))
-                    }
+                    let (result, error) = VerifySnapshot.check(m, store: context.store, engine: context.engineForReading(m),
+                                                               versionTable: context.config.versionTable, restore: restore,
+                                                               progress: context.progress())
                     results.append(result)
-                    if !output.json { Terminal.out(line + result.hotCopyText) }
+                    if let error { unchecked.append(error) }
+                    if !output.json { Terminal.out(Self.line(result, m, restore: restore)) }
                 }
                 if output.json {
                     try Terminal.printJSON(results)
@@ -122,26 +64,22 @@ extension Migsnap {
                     Terminal.out("No snapshots to verify in \(context.store.location).")
                 }
                 withExtendedLifetime(lock) {}
-                let failed = results.filter { !$0.ok && $0.checked }.count
-                let damagedHot = results.filter { $0.hotCopy == "damaged" }.map(\.id)
-                if failed == 0, damagedHot.isEmpty, let first = unchecked.first {
-                    let message = "\(unchecked.count) of \(UserText.count(results.count, "snapshot")) could not be checked; that says nothing against the snapshots themselves: \(first.message)"
-                    switch first {
-                    case .invalidInput: throw MigsnapError.invalidInput(message, hint: first.hint)
-                    default: throw MigsnapError.failed(message, hint: first.hint ?? "Free some disk space (or fix what the error names) and run verify again.")
-                    }
-                }
-                if failed > 0 {
-                    throw MigsnapError.verificationFailed("\(failed) of \(UserText.count(results.count, "snapshot")) failed verification.",
-                                                          hint: "Do not restore a failed snapshot; take a new one with `migsnap snapshot`.")
-                }
-                if !damagedHot.isEmpty {
-                    let message = damagedHot.count == 1
-                        ? "The hot copy of snapshot \(damagedHot[0]) is damaged; a restore will not use it, and the compressed snapshot is sound."
-                        : "The hot copies of snapshots \(damagedHot.joined(separator: ", ")) are damaged; a restore will not use them, and the compressed snapshots are sound."
-                    throw MigsnapError.verificationFailed(message,
-                                                          hint: "Nothing is lost. The next restore of it drops the damaged copy (on SQLite it rebuilds it), and the next upgrade makes a new one.")
-                }
+                if let failure = VerifySnapshot.verdict(results, unchecked: unchecked) { throw failure }
+            }
+        }
+
+        /// One snapshot's human line, with its hot copy's part.
+        static func line(_ result: VerifyResult, _ m: Manifest, restore: Bool) -> String {
+            let head = result.ok
+                ? "ok      \(m.id)  \(Revisions.describe(m.revisions))\(restore ? "  (restored into a staged copy)" : "")"
+                : result.checked
+                ? "FAILED  \(m.id)  \(result.error ?? "")"
+                : "ERROR   \(m.id)  could not be checked: \(result.error ?? "")"
+            switch result.hotCopy {
+            case "ok": return head + "  hot copy: ok"
+            case "damaged": return head + "  hot copy: damaged (\(result.hotCopyProblem ?? "")); a restore will not use it"
+            case "unchecked": return head + "  hot copy: not checked (\(result.hotCopyProblem ?? ""))"
+            default: return head
             }
         }
     }
