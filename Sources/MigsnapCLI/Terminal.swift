@@ -94,17 +94,16 @@ final class TerminalProgress: ProgressReporter, @unchecked Sendable {
 
     func update(phase: String, done: Int64, total: Int64?, unit: ProgressUnit) {
         lock.withLock {
-            if Self.timings, phase != self.phase {
-                FileHandle.standardError.write(Data(String(format: "[%7.3f s] %@\n", Date().timeIntervalSince(Self.firstStart), phase).utf8))
-                if !enabled { self.phase = phase }
-            }
-            guard enabled else { return }
             if phase != self.phase {
+                if Self.timings {
+                    FileHandle.standardError.write(Data(String(format: "[%7.3f s] %@\n", Date().timeIntervalSince(Self.firstStart), phase).utf8))
+                }
                 self.phase = phase
                 phaseStart = Date()
                 // A transfer that has ended is not shown beside the phases after it.
                 if let alongside, let total = alongside.total, alongside.done >= total { self.alongside = nil }
             }
+            guard enabled else { return }
             current = (done, total, unit)
             draw()
         }
